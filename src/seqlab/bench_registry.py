@@ -1,0 +1,25 @@
+"""`seqlab bench NAME`: name -> module with ``run(quick: bool) -> dict``.
+
+Modules are imported only when their benchmark runs (some need optional peers such as
+gensim).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from seqlab.errors import ConfigError
+from seqlab.registry import Registry
+
+BENCHMARKS: Registry[str] = Registry("benchmark")
+
+
+def run_benchmark(name: str, quick: bool = False) -> dict[str, Any]:
+    module_name = BENCHMARKS.get(name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"benchmark {name!r} needs {err.name!r}; install seqlab[dev]") from err
+    result: dict[str, Any] = module.run(quick=quick)
+    return result

@@ -1,0 +1,314 @@
+"""The `seqlab` command line: train | eval | predict | generate | plot | bench | data | demo.
+
+Every command takes ``--json`` (the last line on stdout is one JSON object with the
+results) and ``--debug`` (show tracebacks). Errors a user can fix print one line on
+stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seqlab import __version__
+from seqlab.errors import SeqlabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="seqlab: neural sequence models for NLP, from the equations to published numbers.",
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: list, info, path, verify.")
+app.add_typer(data_app, name="data")
+
+stderr = Console(stderr=True)
+stdout = Console(soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = typer.Option(False, "--json", help="Print the results as one JSON line last.")
+DebugOpt = typer.Option(False, "--debug", help="Show full tracebacks on errors.")
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn SeqlabError (and unreadable files) into one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except SeqlabError as err:
+            if debug:
+                raise
+            _fail(str(err), err.exit_code)
+        except OSError as err:
+            if debug:
+                raise
+            _fail(f"{getattr(err, 'filename', None) or ''}: {err.strerror or err}", 2)
+        except KeyboardInterrupt:
+            stderr.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=float) + "\n")
+        sys.stdout.flush()
+
+
+def show_metrics(title: str, metrics: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+        elif isinstance(value, int | str):
+            table.add_row(key, str(value))
+    stdout.print(table)
+
+
+# ------------------------------------------------------------------------------ train
+
+
+@app.command()
+@user_errors
+def train(
+    config: Path | None = typer.Argument(None, help="Experiment YAML (configs/*.yaml)."),
+    sets: list[str] = typer.Option([], "--set", help="Override a key: --set trainer.epochs=3"),
+    out: Path | None = typer.Option(None, "--out", help="Run dir (default runs/<config name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    force: bool = typer.Option(False, "--force", help="Replace a run already in --out."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Train a model; writes config.yaml, metrics.jsonl, checkpoints and metrics.json."""
+    from seqlab.config import load_config
+    from seqlab.errors import ConfigError
+    from seqlab.runs import CONFIG_FILE, train as train_run
+    from seqlab.train.trainer import Interrupted
+
+    if config is None:
+        if not (resume and out is not None):
+            raise ConfigError("give a CONFIG file (or --resume --out RUN_DIR)")
+        config = out / CONFIG_FILE
+    cfg = load_config(config, sets)
+    run_dir = out if out is not None else Path("runs") / config.stem
+    try:
+        metrics = train_run(cfg, run_dir, resume=resume, force=force, console=stderr)
+    except Interrupted as stop:
+        stderr.print(str(stop))
+        raise typer.Exit(130) from None
+    show_metrics(f"{config.name} -> {run_dir}", metrics)
+    emit_json({k: v for k, v in metrics.items() if k != "per_fold"} | {"run_dir": str(run_dir)},
+              as_json)
+
+
+# ------------------------------------------------------------------------------ eval
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A trained run dir."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate (val, test)."),
+    data: str | None = typer.Option(None, "--data", help="Evaluate on this file instead."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Evaluate the best weights of a run on a split or a file."""
+    from seqlab.evaluation import evaluate_run
+
+    metrics = evaluate_run(run_dir, split=split, data_path=data)
+    show_metrics(f"{run_dir} ({data or split})", metrics)
+    emit_json(metrics, as_json)
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Path = typer.Argument(..., help="A trained run dir."),
+    source: str = typer.Argument("-", help="Input file, one example per line ('-': stdin)."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Predict for each input line (labels, tags...) and print one output line each."""
+    from seqlab.evaluation import predict_lines
+
+    count = 0
+    for line in predict_lines(run_dir, source):
+        sys.stdout.write(line + "\n")
+        count += 1
+    emit_json({"predictions": count}, as_json)
+
+
+@app.command()
+@user_errors
+def generate(
+    run_dir: Path = typer.Argument(..., help="A trained language-model run dir."),
+    prompt: str = typer.Option("", "--prompt", help="Text to continue."),
+    max_tokens: int = typer.Option(200, "--max-tokens", help="How many tokens to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", help="Softmax temperature (0: greedy)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Generate text from a trained language model."""
+    from seqlab.evaluation import generate_text
+
+    text = generate_text(
+        run_dir, prompt=prompt, max_tokens=max_tokens, temperature=temperature, seed=seed
+    )
+    sys.stdout.write(text + "\n")
+    emit_json({"text": text}, as_json)
+
+
+@app.command()
+@user_errors
+def plot(
+    run_dir: Path = typer.Argument(..., help="A run dir."),
+    kind: str = typer.Option("curves", "--kind", help="curves (more kinds per task)."),
+    out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Draw a figure of a run (learning curves, ...) as PNG."""
+    from seqlab.analysis.plots import make_plot
+
+    path = make_plot(run_dir, kind, out)
+    stdout.print(f"wrote {path}")
+    emit_json({"path": str(path)}, as_json)
+
+
+@app.command()
+@user_errors
+def bench(
+    name: str = typer.Argument(..., help="Benchmark name (see `seqlab bench list`)."),
+    quick: bool = typer.Option(False, "--quick", help="A small, fast version."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Run a speed/quality benchmark and print its table (and JSON)."""
+    from seqlab.bench_registry import BENCHMARKS, run_benchmark
+
+    if name == "list":
+        for key in BENCHMARKS:
+            stdout.print(key)
+        return
+    result = run_benchmark(name, quick=quick)
+    show_metrics(f"bench {name}", result)
+    emit_json(result, as_json)
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run dir for the demo."),
+    sets: list[str] = typer.Option([], "--set", help="Override a demo config key."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Train the demo character language model on tiny Shakespeare and sample from it."""
+    from seqlab.demo import run_demo
+
+    result = run_demo(out, sets, stdout)
+    emit_json(result, as_json)
+
+
+# ------------------------------------------------------------------------------ data
+
+
+@data_app.command("list")
+@user_errors
+def data_list(as_json: bool = JsonOpt, debug: bool = DebugOpt) -> None:
+    """Every registered dataset, its licence and where it was found."""
+    from seqlab.data.sources import list_datasets
+
+    rows = list_datasets()
+    table = Table(show_header=True)
+    for col in ("name", "description", "licence", "found"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in ("name", "description", "licence", "found")))
+    stdout.print(table)
+    emit_json({"datasets": rows}, as_json)
+
+
+@data_app.command("info")
+@user_errors
+def data_info(name: str, as_json: bool = JsonOpt, debug: bool = DebugOpt) -> None:
+    """Files, licence, url and sha256 of a dataset."""
+    from seqlab.data.sources import info
+
+    result = info(name)
+    for key, value in result.items():
+        stdout.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+    emit_json(result, as_json)
+
+
+@data_app.command("path")
+@user_errors
+def data_path(
+    name: str,
+    role: str | None = typer.Argument(None, help="Which file (e.g. train)."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Print where a dataset (or one of its files) is found."""
+    from seqlab.data.sources import dataset_dir, resolve
+
+    sys.stdout.write(f"{resolve(name, role) if role else dataset_dir(name)}\n")
+
+
+@data_app.command("verify")
+@user_errors
+def data_verify(name: str, as_json: bool = JsonOpt, debug: bool = DebugOpt) -> None:
+    """Check the sha256 of every file of a dataset."""
+    from seqlab.data.sources import verify
+    from seqlab.errors import DataError
+
+    result = verify(name)
+    for file, ok in result.items():
+        stdout.print(f"{'ok ' if ok else 'BAD'} {file}")
+    emit_json({"files": result}, as_json)
+    if not all(result.values()):
+        raise DataError(f"{name}: some files do not match their sha256")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"seqlab {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """seqlab: neural sequence models for NLP."""
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

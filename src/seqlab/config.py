@@ -1,0 +1,332 @@
+"""Typed, frozen experiment configs: YAML load/save, ``--set a.b=c`` overrides, validation.
+
+An experiment config has five sections. ``optim``, ``trainer`` and ``eval`` are the same
+for every experiment; ``data`` and ``model`` are dataclasses chosen by the task
+(``task: lm_char_mlp``) and by ``model.name``. Every default is visible in the dataclass
+that declares it. Unknown keys fail with the key's dotted name and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from seqlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer, learning-rate schedule and weight penalties."""
+
+    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    alpha: float = 0.99
+    l2: float = 0.0
+    """L2 penalty (lambda/2 * ||w||^2 added to the loss; weight decay for AdamW)."""
+    l1: float = 0.0
+    """L1 penalty (lambda * ||w||_1 added to the loss)."""
+    schedule: Literal["constant", "step", "epoch_decay", "plateau", "warmup"] = "constant"
+    """``step``: lr *= gamma every step_size epochs; ``epoch_decay``: lr *= gamma each epoch
+    after ``decay_start`` epochs (Zaremba et al.); ``plateau``: lr *= gamma when the
+    validation metric has not improved for ``patience`` evaluations; ``warmup``: linear
+    warmup over ``warmup_steps`` steps, then constant."""
+    gamma: float = 0.5
+    step_size: int = 1
+    decay_start: int = 0
+    patience: int = 0
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """The training loop: length, seeding, clipping, logging, checkpoints."""
+
+    epochs: int = 10
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (smoke runs)."""
+    batch_size: int = 32
+    seed: int = 1
+    device: str = "cpu"
+    deterministic: bool = True
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    eval_every: int = 0
+    """Evaluate every N steps (0: at the end of every epoch)."""
+    checkpoint_every: int = 0
+    """Also checkpoint every N steps (0: at each evaluation only)."""
+    early_stopping: int = 0
+    """Stop after this many evaluations without improvement of ``eval.metric`` (0: never)."""
+    log_every: int = 50
+    progress: bool = True
+    tensorboard: bool = False
+    threads: int = 0
+    """torch intra-op threads (0: torch's default)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to measure, which metric selects the best checkpoint, cross-validation."""
+
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    folds: int = 1
+    """k-fold cross-validation when > 1 (tasks that support it)."""
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    task: str
+    data: Any
+    model: Any
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)  # type: ignore[no-any-return]
+
+    def replace(self, **sections: Any) -> ExperimentConfig:
+        return dataclasses.replace(self, **sections)
+
+
+SECTIONS = ("task", "data", "model", "optim", "trainer", "eval")
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+
+
+# ----------------------------------------------------------------------------- typing
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where it is lossless.
+
+    YAML 1.1 reads ``1e-3`` as a string, so strings are accepted for numbers when they
+    parse. Raises ConfigError naming ``key`` otherwise.
+    """
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Union or origin is types.UnionType:
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"config key {key!r}: {value!r} is not {_type_name(tp)}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            raise ConfigError(f"config key {key!r}: {value!r} is not one of {choices}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"config key {key!r}: expected {len(args)} values")
+            return tuple(coerce(v, a, key) for v, a in zip(value, args, strict=True))
+        inner = args[0] if args else Any
+        items = [coerce(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, key)
+    return value
+
+
+def build_dataclass(cls: Any, data: Any, prefix: str) -> Any:
+    """Build the frozen dataclass ``cls`` from a mapping, checking every key and type."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {prefix!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in fields(cls) if f.init]
+    for key in data:
+        if key not in valid:
+            raise unknown_key(f"{prefix}.{key}", [f"{prefix}.{v}" for v in valid])
+    kwargs = {k: coerce(v, hints[k], f"{prefix}.{k}") for k, v in data.items()}
+    missing = [
+        f.name
+        for f in fields(cls)
+        if f.init
+        and f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"config key {prefix}.{missing[0]!r} is required")
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config section {prefix!r}: {err}") from err
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj
+
+
+def unknown_key(key: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint}")
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"trainer.max_steps=20"`` -> (["trainer", "max_steps"], 20) (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. trainer.epochs=3)")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``a.b=c`` in a nested plain dict (a copy); types are checked later."""
+    result = _deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _deepcopy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deepcopy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deepcopy(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- load/save
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping with a 'task' key")
+    return data
+
+
+def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate a plain dict into an ExperimentConfig (task and model chosen by name)."""
+    from seqlab.tasks import TASKS
+
+    for key in raw:
+        if key not in SECTIONS:
+            raise unknown_key(key, list(SECTIONS))
+    if "task" not in raw:
+        raise ConfigError("config key 'task' is required (e.g. task: lm_char_mlp)")
+    task = TASKS.get(str(raw["task"]))
+    data = build_dataclass(task.data_config, raw.get("data"), "data")
+    model_raw = dict(raw.get("model") or {})
+    model_name = model_raw.get("name", task.default_model)
+    model_cls = task.models.get(str(model_name))
+    model_raw["name"] = model_name
+    model = build_dataclass(model_cls, model_raw, "model")
+    return ExperimentConfig(
+        task=str(raw["task"]),
+        data=data,
+        model=model,
+        optim=build_dataclass(OptimConfig, raw.get("optim"), "optim"),
+        trainer=build_dataclass(TrainerConfig, raw.get("trainer"), "trainer"),
+        eval=build_dataclass(EvalConfig, raw.get("eval"), "eval"),
+    )
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    return from_dict(apply_overrides(read_yaml(path), overrides or []))
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    from seqlab.train.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,146 @@
+"""Run directories: create, refuse to clobber, resume, and train (with k-fold CV).
+
+A run dir holds ``config.yaml``, ``metrics.jsonl`` (one line per evaluation),
+``checkpoint.pt`` (the full training state), ``best.safetensors`` and ``metrics.json``
+(the final numbers). With ``eval.folds = k`` there is one such dir per fold,
+``fold0 .. fold{k-1}``, and the top-level ``metrics.json`` holds mean and std.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from seqlab.config import ExperimentConfig, from_dict, read_yaml, save_config
+from seqlab.errors import ConfigError, RunDirError, SeqlabError
+from seqlab.tasks import TASKS
+from seqlab.train.checkpoint import atomic_write_text
+from seqlab.train.trainer import CHECKPOINT
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+
+
+def holds_run(run_dir: Path) -> bool:
+    return (run_dir / CONFIG_FILE).exists()
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run dir")
+    if not holds_run(run_dir):
+        raise RunDirError(f"{run_dir}: not a run dir (no {CONFIG_FILE}); train into it first")
+    return from_dict(read_yaml(run_dir / CONFIG_FILE))
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
+    """Check ``run_dir`` can take this run; returns True if it was created now.
+
+    An existing run is refused unless ``resume`` (continue it) or ``force`` (replace it).
+    """
+    if resume and force:
+        raise ConfigError("--resume and --force exclude each other")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: exists and is not a directory")
+    if resume:
+        if not holds_run(run_dir):
+            raise RunDirError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+        return False
+    if holds_run(run_dir):
+        if not force:
+            raise RunDirError(
+                f"{run_dir}: already holds a run; use --resume to continue it, --force to "
+                "replace it, or --out to train elsewhere"
+            )
+        shutil.rmtree(run_dir)
+    created = not run_dir.exists() or not any(run_dir.iterdir())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; returns and writes the final metrics."""
+    console = console or Console(stderr=True)
+    if resume:
+        prepare_run_dir(run_dir, resume=True, force=False)
+        cfg = _resumed_config(run_dir, cfg)
+        created = False
+    else:
+        created = prepare_run_dir(run_dir, resume=False, force=force)
+        save_config(cfg, run_dir / CONFIG_FILE)
+    task = TASKS.get(cfg.task)
+    try:
+        if cfg.eval.folds > 1:
+            if not task.supports_folds:
+                raise ConfigError(f"task {cfg.task!r} does not support eval.folds > 1")
+            metrics = _cross_validate(cfg, run_dir, resume=resume, console=console)
+        else:
+            metrics = task.fit(
+                cfg, run_dir, resume=resume and (run_dir / CHECKPOINT).exists(), console=console
+            )
+    except SeqlabError:
+        if created and not any(run_dir.rglob(CHECKPOINT)):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was made
+        raise
+    atomic_write_text(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentConfig:
+    """The run's own config; only ``trainer.epochs`` / ``max_steps`` may be extended."""
+    saved = load_run_config(run_dir)
+    trainer = saved.trainer
+    if requested.trainer != saved.trainer:
+        import dataclasses
+
+        trainer = dataclasses.replace(
+            saved.trainer, epochs=requested.trainer.epochs, max_steps=requested.trainer.max_steps
+        )
+    cfg = saved.replace(trainer=trainer)
+    save_config(cfg, run_dir / CONFIG_FILE)
+    return cfg
+
+
+def _cross_validate(
+    cfg: ExperimentConfig, run_dir: Path, *, resume: bool, console: Console
+) -> dict[str, Any]:
+    task = TASKS.get(cfg.task)
+    per_fold: list[dict[str, float]] = []
+    for fold in range(cfg.eval.folds):
+        fold_dir = run_dir / f"fold{fold}"
+        done = fold_dir / METRICS_FILE
+        if resume and done.exists():
+            per_fold.append(json.loads(done.read_text(encoding="utf-8")))
+            continue
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        console.print(f"[bold]fold {fold + 1}/{cfg.eval.folds}[/bold]")
+        metrics = task.fit(
+            cfg, fold_dir, resume=resume and (fold_dir / CHECKPOINT).exists(), fold=fold,
+            console=console,
+        )
+        atomic_write_text(done, json.dumps(metrics, indent=2) + "\n")
+        per_fold.append(metrics)
+    return summarize_folds(per_fold)
+
+
+def summarize_folds(per_fold: list[dict[str, float]]) -> dict[str, Any]:
+    """Mean and (sample) std over folds of every metric; ``test_acc`` is the CV mean."""
+    result: dict[str, Any] = {"folds": len(per_fold)}
+    for key in per_fold[0]:
+        values = [float(m[key]) for m in per_fold]
+        result[key] = statistics.fmean(values)
+        result[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    result["per_fold"] = per_fold
+    return result

@@ -1,0 +1,244 @@
+"""Sentence classification from bags of words (MR polarity, or any labelled-lines file).
+
+Splits: with ``eval.folds = k > 1`` the data is cut into k folds (deterministic by
+``data.split_seed``); fold i is the test set, and ``data.val_fraction`` of the remaining
+examples is held out as validation for model selection. With ``folds = 1`` the data is
+split once into train / val / test by ``data.val_fraction`` and ``data.test_fraction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from seqlab.config import ExperimentConfig
+from seqlab.data.readers import read_labelled_lines, read_polarity
+from seqlab.data.sources import resolve
+from seqlab.data.tokenize import build_tokenizer
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError
+from seqlab.models.bow import (
+    AdalineConfig,
+    BowBatch,
+    LogRegConfig,
+    MLPConfig,
+    PerceptronConfig,
+    build_bow_model,
+)
+from seqlab.registry import Registry
+from seqlab.tasks.base import Task
+
+VOCAB_FILE = "vocab.json"
+LABELS_FILE = "labels.json"
+
+
+@dataclass(frozen=True)
+class BowDataConfig:
+    dataset: str = "rt_polarity"
+    """``rt_polarity`` (MR, cp1252), or a path to a labelled-lines file ``label<TAB>text``."""
+    encoding: str = "cp1252"
+    tokenizer: Literal["whitespace", "word"] = "whitespace"
+    lowercase: bool = True
+    features: Literal["binary", "count"] = "binary"
+    """``binary``: word presence (Pang & Lee 2002 found it better than counts)."""
+    min_count: int = 1
+    max_size: int | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 1234
+
+    def validate(self) -> None:
+        if not 0.0 < self.val_fraction < 0.5 or not 0.0 <= self.test_fraction < 0.5:
+            raise ConfigError("data.val_fraction must be in (0, 0.5), test_fraction in [0, 0.5)")
+
+
+BOW_MODELS: Registry[type] = Registry("bow model")
+BOW_MODELS.register("perceptron", PerceptronConfig)
+BOW_MODELS.register("adaline", AdalineConfig)
+BOW_MODELS.register("logreg", LogRegConfig)
+BOW_MODELS.register("mlp", MLPConfig)
+
+
+@dataclass
+class BowData:
+    vocab: Vocab
+    labels: list[str]
+    splits: dict[str, tuple[list[list[int]], list[int]]]
+    """split -> (token ids per example, label index per example)"""
+    features: str
+    skipped: int
+
+
+def load_examples(cfg: BowDataConfig) -> tuple[list[str], list[str], int]:
+    """(texts, labels, number of skipped empty lines)."""
+    if cfg.dataset == "rt_polarity":
+        examples, skipped = read_polarity(
+            resolve("rt_polarity", "pos"), resolve("rt_polarity", "neg"), encoding=cfg.encoding
+        )
+        return [t for t, _ in examples], ["pos" if y == 1 else "neg" for _, y in examples], skipped
+    pairs = list(read_labelled_lines(resolve(cfg.dataset), encoding=cfg.encoding))
+    if not pairs:
+        raise DataError(f"{cfg.dataset}: empty corpus (no labelled lines)")
+    return [text for _, text in pairs], [label for label, _ in pairs], 0
+
+
+def split_indices(
+    n: int, folds: int, fold: int | None, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Deterministic train/val/test index arrays (fold ``fold`` of ``folds`` is test)."""
+    order = np.random.default_rng(seed).permutation(n)
+    if folds > 1:
+        if fold is None or not 0 <= fold < folds:
+            raise ConfigError(f"fold must be in 0..{folds - 1}")
+        parts = np.array_split(order, folds)
+        test = parts[fold]
+        rest = np.concatenate([p for i, p in enumerate(parts) if i != fold])
+    else:
+        n_test = int(round(n * test_fraction))
+        test, rest = order[:n_test], order[n_test:]
+    n_val = max(1, int(round(len(rest) * val_fraction)))
+    return {"train": rest[n_val:], "val": rest[:n_val], "test": test}
+
+
+class BowClassifyTask(Task):
+    name = "bow_classify"
+    data_config = BowDataConfig
+    models = BOW_MODELS
+    default_model = "logreg"
+    supports_folds = True
+
+    def setup(
+        self, cfg: ExperimentConfig, run_dir: Path, *, train: bool, fold: int | None = None
+    ) -> BowData:
+        dcfg: BowDataConfig = cfg.data
+        texts, labels, skipped = load_examples(dcfg)
+        tokenizer = build_tokenizer(dcfg.tokenizer)
+        tokens = [tokenizer.encode(t.lower() if dcfg.lowercase else t) for t in texts]
+        idx = split_indices(
+            len(texts), cfg.eval.folds, fold, dcfg.val_fraction, dcfg.test_fraction,
+            dcfg.split_seed,
+        )
+        if train:
+            vocab = Vocab.build(
+                (tokens[i] for i in idx["train"]), min_count=dcfg.min_count,
+                max_size=dcfg.max_size,
+            )
+            label_names = sorted(set(labels))
+            vocab.save(run_dir / VOCAB_FILE)
+            _save_labels(run_dir / LABELS_FILE, label_names)
+        else:
+            vocab = Vocab.load(run_dir / VOCAB_FILE)
+            label_names = _load_labels(run_dir / LABELS_FILE)
+        label_index = {name: i for i, name in enumerate(label_names)}
+        unknown = sorted(set(labels) - set(label_index))
+        if unknown:
+            raise DataError(
+                f"{dcfg.dataset}: labels {unknown} were not seen in training "
+                f"(the run knows {label_names})"
+            )
+        splits = {
+            name: ([vocab.encode(tokens[i]) for i in ids], [label_index[labels[i]] for i in ids])
+            for name, ids in idx.items()
+            if len(ids)
+        }
+        return BowData(vocab, label_names, splits, dcfg.features, skipped)
+
+    def splits(self, data: BowData) -> list[str]:
+        return [s for s in ("val", "test") if s in data.splits]
+
+    def build_model(self, cfg: ExperimentConfig, data: BowData) -> nn.Module:
+        return build_bow_model(cfg.model, len(data.vocab), len(data.labels))
+
+    def train_batches(self, cfg: ExperimentConfig, data: BowData, epoch: int) -> Iterator[BowBatch]:
+        seqs, labels = data.splits["train"]
+        rng = np.random.default_rng([cfg.trainer.seed, epoch])
+        order = rng.permutation(len(seqs))
+        size = cfg.trainer.batch_size
+        for start in range(0, len(order), size):
+            chosen = order[start : start + size]
+            yield make_batch([seqs[i] for i in chosen], [labels[i] for i in chosen], data.features)
+
+    def evaluate(
+        self, cfg: ExperimentConfig, model: nn.Module, data: BowData, split: str
+    ) -> dict[str, float]:
+        seqs, labels = data.splits[split]
+        was_training = model.training
+        model.eval()
+        correct, loss_sum = 0, 0.0
+        with torch.no_grad():
+            for start in range(0, len(seqs), 1000):
+                batch = make_batch(
+                    seqs[start : start + 1000], labels[start : start + 1000], data.features
+                )
+                out = model.loss(batch)
+                loss_sum += float(out.loss) * out.n
+                correct += int((model.predict(batch) == batch.labels).sum())
+        model.train(was_training)
+        return {f"{split}_loss": loss_sum / len(seqs), f"{split}_acc": 100.0 * correct / len(seqs)}
+
+    def predict(
+        self, cfg: ExperimentConfig, model: nn.Module, data: BowData, lines: Iterable[str]
+    ) -> Iterator[str]:
+        dcfg: BowDataConfig = cfg.data
+        tokenizer = build_tokenizer(dcfg.tokenizer)
+        for line in lines:
+            text = line.rstrip("\n")
+            ids = data.vocab.encode(tokenizer.encode(text.lower() if dcfg.lowercase else text))
+            batch = make_batch([ids], [0], data.features)
+            with torch.no_grad():
+                probs = F.softmax(model.logits(batch), dim=-1)[0]
+            label = int(probs.argmax())
+            yield f"{data.labels[label]}\t{float(probs[label]):.4f}\t{text}"
+
+
+def make_batch(seqs: Sequence[Sequence[int]], labels: Sequence[int], features: str) -> BowBatch:
+    """Bags in ``nn.EmbeddingBag`` layout; ``binary`` features keep each id once."""
+    ids: list[int] = []
+    weights: list[float] = []
+    offsets: list[int] = []
+    for seq in seqs:
+        offsets.append(len(ids))
+        if features == "binary":
+            unique = sorted(set(seq))
+            ids.extend(unique)
+            weights.extend([1.0] * len(unique))
+        else:
+            counts: dict[int, int] = {}
+            for token in seq:
+                counts[token] = counts.get(token, 0) + 1
+            ids.extend(counts)
+            weights.extend(float(c) for c in counts.values())
+    return BowBatch(
+        ids=torch.tensor(ids, dtype=torch.long),
+        offsets=torch.tensor(offsets, dtype=torch.long),
+        weights=torch.tensor(weights, dtype=torch.float32),
+        labels=torch.tensor(labels, dtype=torch.long),
+    )
+
+
+def _save_labels(path: Path, labels: list[str]) -> None:
+    import json
+
+    from seqlab.train.checkpoint import atomic_write_text
+
+    atomic_write_text(path, json.dumps(labels))
+
+
+def _load_labels(path: Path) -> list[str]:
+    import json
+
+    from seqlab.errors import RunDirError
+
+    if not path.is_file():
+        raise RunDirError(f"{path}: missing; is this a bow_classify run dir?")
+    result: list[str] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+

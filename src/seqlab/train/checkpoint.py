@@ -1,0 +1,124 @@
+"""Atomic checkpoints: write to a temporary file, fsync, rename.
+
+A crash mid-save leaves the previous checkpoint intact and loadable. A training
+checkpoint holds everything needed to continue to exactly the numbers of an
+uninterrupted run: model, optimizer and scheduler state, every RNG state, the step,
+the epoch and the position within the epoch. Best weights are also written as
+safetensors for ``seqlab eval`` / ``serve``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqlab.errors import RunDirError
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda handle: handle.write(data) and None)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomically save a training state dict (tensors, numbers, RNG states)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise RunDirError(f"{path}: no checkpoint here; train first or check the run dir")
+    try:
+        state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise RunDirError(f"{path}: checkpoint is unreadable ({err})") from err
+    return state
+
+
+def save_weights(path: Path, module: torch.nn.Module) -> None:
+    """Atomically write the module's parameters and buffers as safetensors."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    _shared_clone(tensors)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _shared_clone(tensors: dict[str, torch.Tensor]) -> None:
+    """safetensors refuses tensors that share memory (tied weights): clone duplicates."""
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        ptr = value.untyped_storage().data_ptr()
+        if ptr in seen:
+            tensors[key] = value.clone()
+        seen.add(ptr)
+
+
+def load_weights(path: Path, module: torch.nn.Module) -> None:
+    if not path.is_file():
+        raise RunDirError(f"{path}: no weights here; train first or check the run dir")
+    state = load_file(str(path))
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise RunDirError(f"{path}: weights do not fit this model ({first})") from err

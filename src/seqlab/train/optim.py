@@ -1,0 +1,92 @@
+"""Optimizers, learning-rate schedules and L1/L2 penalties, built from ``OptimConfig``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import lr_scheduler
+
+from seqlab.config import OptimConfig
+
+
+def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (momentum / Nesterov), AdaGrad, RMSProp, Adam or AdamW.
+
+    L2 is handled by :func:`penalty` as ``l2/2 * ||w||^2`` on the loss for every optimizer
+    except AdamW, where ``l2`` is the decoupled weight decay (Loshchilov & Hutter).
+    """
+    params = [p for p in params if p.requires_grad]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.name == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum
+        )
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.l2)
+
+
+def penalty(model: nn.Module, cfg: OptimConfig) -> torch.Tensor | None:
+    """``l1 * sum|w| + l2/2 * sum w^2`` over weight matrices (biases and norms excluded)."""
+    l2 = 0.0 if cfg.name == "adamw" else cfg.l2
+    if cfg.l1 == 0.0 and l2 == 0.0:
+        return None
+    total: torch.Tensor | None = None
+    for name, param in model.named_parameters():
+        if not param.requires_grad or param.dim() < 2 or name.endswith("bias"):
+            continue
+        term = cfg.l1 * param.abs().sum() + 0.5 * l2 * param.pow(2).sum()
+        total = term if total is None else total + term
+    return total
+
+
+class Schedule:
+    """Learning-rate schedule with hooks the trainer calls at each step, epoch and eval."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> None:
+        self.cfg = cfg
+        self.scheduler: Any = None
+        if cfg.schedule == "step":
+            self.scheduler = lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
+        elif cfg.schedule == "epoch_decay":
+            start, gamma = cfg.decay_start, cfg.gamma
+            self.scheduler = lr_scheduler.LambdaLR(
+                optimizer, lambda k: gamma ** max(0, k + 1 - start)
+            )
+        elif cfg.schedule == "plateau":
+            self.scheduler = lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr
+            )
+        elif cfg.schedule == "warmup":
+            warm = max(1, cfg.warmup_steps)
+            self.scheduler = lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / warm))
+        self.optimizer = optimizer
+
+    def on_step(self) -> None:
+        if self.cfg.schedule == "warmup":
+            self.scheduler.step()
+
+    def on_epoch_end(self) -> None:
+        if self.cfg.schedule in ("step", "epoch_decay"):
+            self.scheduler.step()
+
+    def on_eval(self, loss_like: float) -> None:
+        """``loss_like``: the selection metric oriented so that lower is better."""
+        if self.cfg.schedule == "plateau":
+            self.scheduler.step(loss_like)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.scheduler is None else dict(self.scheduler.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scheduler is not None and state:
+            self.scheduler.load_state_dict(state)

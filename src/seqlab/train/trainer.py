@@ -1,0 +1,300 @@
+"""The one training loop, for every model that follows the model contract.
+
+A model provides ``loss(batch) -> LossOutput``; the task provides batches for each epoch
+(deterministic given the seed and the epoch, so a resumed run sees the same batches) and
+an ``evaluate(model) -> {"val_loss": ..., ...}`` function. The trainer never branches on
+the model type.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from seqlab.config import ExperimentConfig
+from seqlab.errors import TrainingError
+from seqlab.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+)
+from seqlab.train.optim import Schedule, build_optimizer, penalty
+
+CHECKPOINT = "checkpoint.pt"
+BEST_WEIGHTS = "best.safetensors"
+METRICS_LOG = "metrics.jsonl"
+
+
+class LossOutput(NamedTuple):
+    """``loss``: mean loss over ``n`` items (tokens, examples) — what backward() uses."""
+
+    loss: torch.Tensor
+    n: int
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training: the state was saved and training can be resumed."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float | None = None
+    bad_evals: int = 0
+    done: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _is_better(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
+
+
+class Trainer:
+    """Fit ``model`` with the optimizer, schedule and loop settings of ``cfg``.
+
+    Writes ``run_dir/checkpoint.pt`` (the full training state, atomically),
+    ``run_dir/best.safetensors`` (weights with the best ``eval.metric``) and one JSON
+    line per evaluation to ``run_dir/metrics.jsonl``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        evaluate: Callable[[nn.Module], dict[str, float]],
+        console: Console | None = None,
+    ) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.evaluate = evaluate
+        self.console = console or Console(stderr=True)
+        self.device = torch.device(cfg.trainer.device)
+        self.optimizer = build_optimizer(model.parameters(), cfg.optim)
+        self.schedule = Schedule(self.optimizer, cfg.optim)
+        self.state = TrainState()
+        self._stop_requested = False
+        self._writer: Any = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self) -> None:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": rng_state(),
+            "state": self.state.__dict__,
+        }
+        save_checkpoint(self.run_dir / CHECKPOINT, payload)
+
+    def load(self) -> None:
+        payload = load_checkpoint(self.run_dir / CHECKPOINT, map_location=str(self.device))
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.schedule.load_state_dict(payload["schedule"])
+        set_rng_state(payload["rng"])
+        self.state = TrainState(**payload["state"])
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, batches: Callable[[int], Iterable[Any]], resume: bool = False) -> TrainState:
+        """Train until ``trainer.epochs`` / ``max_steps`` / early stopping.
+
+        ``batches(epoch)`` must give the same batches for the same epoch every time.
+        """
+        if resume:
+            self.load()
+            self._reopen()
+            if self.state.done:
+                return self.state
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._request_stop)
+        self._open_tensorboard()
+        try:
+            self._loop(batches)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if self._writer is not None:
+                self._writer.close()
+        return self.state
+
+    def _reopen(self) -> None:
+        """A resumed run goes on if the (possibly extended) epochs / max_steps allow it."""
+        st, tcfg = self.state, self.cfg.trainer
+        early = bool(st.history and st.history[-1].get("early_stopped"))
+        reached = tcfg.max_steps is not None and st.step >= tcfg.max_steps
+        st.done = early or reached or st.epoch >= tcfg.epochs
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_requested = True
+
+    def _loop(self, batches: Callable[[int], Iterable[Any]]) -> None:
+        tcfg = self.cfg.trainer
+        st = self.state
+        with self._progress() as progress:
+            task_id = progress.add_task("train", total=None, loss=float("nan"), rate=0.0)
+            while st.epoch < tcfg.epochs and not st.done:
+                self.model.train()
+                window_loss, window_n, start = 0.0, 0, time.perf_counter()
+                evaluated_at = -1
+                progress.update(task_id, description=f"epoch {st.epoch + 1}/{tcfg.epochs}")
+                for index, batch in enumerate(batches(st.epoch)):
+                    if index < st.batch_in_epoch:
+                        continue  # resumed mid-epoch: these batches were already trained on
+                    out = self._train_step(batch)
+                    st.batch_in_epoch = index + 1
+                    window_loss += float(out.loss.detach()) * out.n
+                    window_n += out.n
+                    rate = window_n / _elapsed(start)
+                    loss = window_loss / max(window_n, 1)
+                    progress.update(task_id, advance=1, loss=loss, rate=rate)
+                    if self._stop_requested:
+                        self.save()
+                        raise Interrupted(
+                            f"interrupted at step {st.step}; the state is saved in "
+                            f"{self.run_dir}; continue with --resume"
+                        )
+                    if tcfg.eval_every and st.step % tcfg.eval_every == 0:
+                        self._evaluate(loss, rate)
+                        evaluated_at = st.step
+                    elif tcfg.checkpoint_every and st.step % tcfg.checkpoint_every == 0:
+                        self.save()
+                    if st.done or (tcfg.max_steps is not None and st.step >= tcfg.max_steps):
+                        st.done = True
+                        break
+                else:
+                    st.epoch += 1
+                    st.batch_in_epoch = 0
+                    self.schedule.on_epoch_end()
+                    if st.epoch >= tcfg.epochs:
+                        st.done = True
+                loss = window_loss / max(window_n, 1)
+                if evaluated_at != st.step and (not tcfg.eval_every or st.done):
+                    self._evaluate(loss, window_n / _elapsed(start))
+            st.done = True
+            self.save()
+
+    def _train_step(self, batch: Any) -> LossOutput:
+        tcfg = self.cfg.trainer
+        out: LossOutput = self.model.loss(batch)
+        loss = out.loss
+        extra = penalty(self.model, self.cfg.optim)
+        if extra is not None:
+            loss = loss + extra
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"loss became {float(loss.detach())} at step {self.state.step + 1} (epoch "
+                f"{self.state.epoch + 1}); the last good checkpoint is kept in "
+                f"{self.run_dir / CHECKPOINT}; try a lower optim.lr or trainer.clip_norm"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tcfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), tcfg.clip_value)
+        if tcfg.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.clip_norm)
+        self.optimizer.step()
+        self.schedule.on_step()
+        self.state.step += 1
+        return out
+
+    def _evaluate(self, train_loss: float, rate: float) -> None:
+        st = self.state
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.evaluate(self.model)
+        self.model.train()
+        ecfg = self.cfg.eval
+        record: dict[str, Any] = {
+            "step": st.step,
+            "epoch": st.epoch,
+            "lr": self.schedule.lr,
+            "train_loss": train_loss,
+            "items_per_s": rate,
+            **metrics,
+        }
+        if ecfg.metric not in metrics:
+            known = ", ".join(sorted(metrics))
+            raise TrainingError(f"eval.metric {ecfg.metric!r} is not measured (known: {known})")
+        value = float(metrics[ecfg.metric])
+        oriented = value if ecfg.mode == "min" else -value
+        self.schedule.on_eval(oriented)
+        if _is_better(value, st.best, ecfg.mode):
+            st.best = value
+            st.bad_evals = 0
+            save_weights(self.run_dir / BEST_WEIGHTS, self.model)
+        else:
+            st.bad_evals += 1
+            if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
+                st.done = True
+                record["early_stopped"] = True
+        st.history.append(record)
+        with open(self.run_dir / METRICS_LOG, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            for key, val in record.items():
+                if isinstance(val, int | float) and key not in ("step", "epoch"):
+                    self._writer.add_scalar(key, val, st.step)
+        shown = "  ".join(
+            f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "epoch"
+        )
+        self.console.print(f"[bold]step {st.step}[/bold]  {shown}")
+        self.save()
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} steps"),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:.0f} items/s"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.cfg.trainer.progress,
+            transient=True,
+        )
+
+    def _open_tensorboard(self) -> None:
+        if not self.cfg.trainer.tensorboard:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.console.print("tensorboard is not installed; logging to metrics.jsonl only")
+            return
+        self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+
+def _elapsed(start: float) -> float:
+    return max(time.perf_counter() - start, 1e-9)

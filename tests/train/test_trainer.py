@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from seqlab.config import EvalConfig, ExperimentConfig, OptimConfig, TrainerConfig
+from seqlab.errors import TrainingError
+from seqlab.train.checkpoint import load_weights
+from seqlab.train.trainer import BEST_WEIGHTS, LossOutput, Trainer, seed_everything
+
+
+class Toy(nn.Module):
+    """A regression net with dropout, so resume must restore the RNG to match."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 1))
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> LossOutput:
+        x, y = batch
+        return LossOutput(nn.functional.mse_loss(self.net(x).squeeze(-1), y), len(y))
+
+
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    return x, x.sum(-1).sin()
+
+
+def batches(epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    x, y = data()
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(epoch))
+    return [(x[order[i : i + 8]], y[order[i : i + 8]]) for i in range(0, 64, 8)]
+
+
+def evaluate(model: nn.Module) -> dict[str, float]:
+    x, y = data()
+    with torch.no_grad():
+        return {"val_loss": float(nn.functional.mse_loss(model.net(x).squeeze(-1), y))}
+
+
+def make_cfg(**trainer: Any) -> ExperimentConfig:
+    optim = OptimConfig(name="sgd", lr=0.1, momentum=0.9, schedule="epoch_decay", gamma=0.5,
+                        decay_start=2)
+    return ExperimentConfig(
+        task="toy", data=None, model=None, optim=optim,
+        trainer=TrainerConfig(**({"epochs": 4, "progress": False} | trainer)),
+        eval=EvalConfig(metric="val_loss", mode="min"),
+    )
+
+
+def run(run_dir: Path, cfg: ExperimentConfig, resume: bool = False) -> Trainer:
+    seed_everything(1)
+    model = Toy()
+    trainer = Trainer(model, cfg, run_dir, evaluate)
+    trainer.fit(batches, resume=resume)
+    return trainer
+
+
+def test_resume_continues_to_identical_numbers(tmp_path: Path) -> None:
+    full = run(tmp_path / "full", make_cfg())
+    # Interrupt after 13 steps (mid-epoch 2, with a step checkpoint), then resume.
+    part_dir = tmp_path / "part"
+    run(part_dir, make_cfg(max_steps=13, checkpoint_every=1))
+    resumed = run(part_dir, make_cfg(), resume=True)
+    assert resumed.state.step == full.state.step == 32
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert resumed.schedule.lr == full.schedule.lr == pytest.approx(0.1 * 0.5**3)
+    full_log = [json.loads(x) for x in (tmp_path / "full/metrics.jsonl").read_text().splitlines()]
+    part_log = [json.loads(x) for x in (part_dir / "metrics.jsonl").read_text().splitlines()]
+    assert full_log[-1]["val_loss"] == part_log[-1]["val_loss"]
+
+
+def test_best_weights_are_the_best_evaluation(tmp_path: Path) -> None:
+    trainer = run(tmp_path, make_cfg())
+    best = min(r["val_loss"] for r in trainer.state.history)
+    model = Toy()
+    load_weights(tmp_path / BEST_WEIGHTS, model)
+    model.eval()
+    assert evaluate(model)["val_loss"] == pytest.approx(best, rel=1e-6)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    cfg = make_cfg(epochs=3)
+    run(tmp_path, make_cfg(epochs=1))
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+
+    def poisoned(epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = batches(epoch)[0]
+        return [(x, y * float("nan"))]
+
+    seed_everything(1)
+    trainer = Trainer(Toy(), cfg, tmp_path, evaluate)
+    with pytest.raises(TrainingError, match="loss became nan at step 9"):
+        trainer.fit(poisoned, resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_early_stopping(tmp_path: Path) -> None:
+    calls = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
+    cfg = make_cfg(epochs=6, early_stopping=2)
+    seed_everything(1)
+    trainer = Trainer(Toy(), cfg, tmp_path, lambda m: {"val_loss": next(calls)})
+    trainer.fit(batches)
+    assert len(trainer.state.history) == 4
+    assert trainer.state.history[-1]["early_stopped"] is True
+    assert trainer.state.best == 0.5
+
+
+def test_max_steps_and_clipping(tmp_path: Path) -> None:
+    cfg = make_cfg(max_steps=3, clip_norm=1e-6)
+    seed_everything(1)
+    model = Toy()
+    start = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, cfg, tmp_path, evaluate)
+    trainer.fit(batches)
+    assert trainer.state.step == 3
+    moved = sum(float((p.detach() - s).norm()) for p, s in zip(model.parameters(), start, strict=True))
+    assert 0 < moved < 1e-4  # momentum SGD, 3 steps of gradient norm 1e-6 and lr 0.1
+
+
+def test_l1_penalty_shrinks_weights(tmp_path: Path) -> None:
+    from seqlab.train.optim import penalty
+
+    model = Toy()
+    value = penalty(model, OptimConfig(l1=0.5, l2=0.2))
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    expect = sum(0.5 * w.abs().sum() + 0.1 * w.pow(2).sum() for w in weights)
+    assert value is not None
+    torch.testing.assert_close(value, expect)
