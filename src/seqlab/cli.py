@@ -40,7 +40,7 @@ DebugOpt = typer.Option(False, "--debug", help="Show full tracebacks on errors."
 
 
 def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+    sys.stderr.write(f"error: {message}\n")  # one unwrapped line, whatever the terminal width
     raise typer.Exit(code)
 
 
@@ -102,7 +102,8 @@ def train(
     """Train a model; writes config.yaml, metrics.jsonl, checkpoints and metrics.json."""
     from seqlab.config import load_config
     from seqlab.errors import ConfigError
-    from seqlab.runs import CONFIG_FILE, train as train_run
+    from seqlab.runs import CONFIG_FILE
+    from seqlab.runs import train as train_run
     from seqlab.train.trainer import Interrupted
 
     if config is None:
@@ -117,8 +118,9 @@ def train(
         stderr.print(str(stop))
         raise typer.Exit(130) from None
     show_metrics(f"{config.name} -> {run_dir}", metrics)
-    emit_json({k: v for k, v in metrics.items() if k != "per_fold"} | {"run_dir": str(run_dir)},
-              as_json)
+    emit_json(
+        {k: v for k, v in metrics.items() if k != "per_fold"} | {"run_dir": str(run_dir)}, as_json
+    )
 
 
 # ------------------------------------------------------------------------------ eval
@@ -165,7 +167,9 @@ def generate(
     run_dir: Path = typer.Argument(..., help="A trained language-model run dir."),
     prompt: str = typer.Option("", "--prompt", help="Text to continue."),
     max_tokens: int = typer.Option(200, "--max-tokens", help="How many tokens to generate."),
-    temperature: float = typer.Option(0.8, "--temperature", help="Softmax temperature (0: greedy)."),
+    temperature: float = typer.Option(
+        0.8, "--temperature", help="Softmax temperature (0: greedy)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,

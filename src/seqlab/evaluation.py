@@ -12,7 +12,9 @@ from seqlab.runs import load_run_config, summarize_folds
 from seqlab.tasks import TASKS
 
 
-def evaluate_run(run_dir: Path, split: str = "test", data_path: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: Path, split: str = "test", data_path: str | None = None
+) -> dict[str, Any]:
     """Metrics of the best weights on ``split`` (or on the file ``data_path``).
 
     A cross-validated run is evaluated fold by fold (each fold's own test part) and
@@ -38,8 +40,9 @@ def evaluate_run(run_dir: Path, split: str = "test", data_path: str | None = Non
 
 def _evaluate_split(task: Any, cfg: Any, model: Any, data: Any, split: str) -> dict[str, float]:
     available = task.splits(data)
-    if split not in available and not (split == "test" and hasattr(data, "splits")
-                                       and "test" in getattr(data, "splits", {})):
+    if split not in available and not (
+        split == "test" and hasattr(data, "splits") and "test" in getattr(data, "splits", {})
+    ):
         raise DataError(f"split {split!r} is not available (this run has {available})")
     result: dict[str, float] = task.evaluate(cfg, model, data, split)
     return result

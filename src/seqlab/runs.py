@@ -127,7 +127,10 @@ def _cross_validate(
         fold_dir.mkdir(parents=True, exist_ok=True)
         console.print(f"[bold]fold {fold + 1}/{cfg.eval.folds}[/bold]")
         metrics = task.fit(
-            cfg, fold_dir, resume=resume and (fold_dir / CHECKPOINT).exists(), fold=fold,
+            cfg,
+            fold_dir,
+            resume=resume and (fold_dir / CHECKPOINT).exists(),
+            fold=fold,
             console=console,
         )
         atomic_write_text(done, json.dumps(metrics, indent=2) + "\n")

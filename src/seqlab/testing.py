@@ -15,12 +15,13 @@ import torch
 from torch import nn
 
 from seqlab.train.checkpoint import load_weights, save_weights
+from seqlab.train.trainer import contract
 
 
 def assert_all_parameters_get_gradient(model: nn.Module, batch: Any) -> None:
     model.train()
     model.zero_grad(set_to_none=True)
-    model.loss(batch).loss.backward()
+    contract(model).loss(batch).loss.backward()
     missing = [
         name
         for name, p in model.named_parameters()
@@ -56,7 +57,7 @@ def assert_overfits(
     loss = float("inf")
     for _ in range(steps):
         optimizer.zero_grad()
-        out = model.loss(batch)
+        out = contract(model).loss(batch)
         out.loss.backward()
         optimizer.step()
         loss = float(out.loss.detach())

@@ -11,7 +11,9 @@ from seqlab.train import checkpoint
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 
-def test_crash_mid_save_leaves_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_save_leaves_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
 

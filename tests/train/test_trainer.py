@@ -45,10 +45,14 @@ def evaluate(model: nn.Module) -> dict[str, float]:
 
 
 def make_cfg(**trainer: Any) -> ExperimentConfig:
-    optim = OptimConfig(name="sgd", lr=0.1, momentum=0.9, schedule="epoch_decay", gamma=0.5,
-                        decay_start=2)
+    optim = OptimConfig(
+        name="sgd", lr=0.1, momentum=0.9, schedule="epoch_decay", gamma=0.5, decay_start=2
+    )
     return ExperimentConfig(
-        task="toy", data=None, model=None, optim=optim,
+        task="toy",
+        data=None,
+        model=None,
+        optim=optim,
         trainer=TrainerConfig(**({"epochs": 4, "progress": False} | trainer)),
         eval=EvalConfig(metric="val_loss", mode="min"),
     )
@@ -121,7 +125,9 @@ def test_max_steps_and_clipping(tmp_path: Path) -> None:
     trainer = Trainer(model, cfg, tmp_path, evaluate)
     trainer.fit(batches)
     assert trainer.state.step == 3
-    moved = sum(float((p.detach() - s).norm()) for p, s in zip(model.parameters(), start, strict=True))
+    moved = sum(
+        float((p.detach() - s).norm()) for p, s in zip(model.parameters(), start, strict=True)
+    )
     assert 0 < moved < 1e-4  # momentum SGD, 3 steps of gradient norm 1e-6 and lr 0.1
 
 

@@ -79,7 +79,9 @@ class LinearBow(nn.Module):
         super().__init__()
         self.weight = nn.EmbeddingBag(vocab_size, out_features, mode="sum")
         self.bias = nn.Parameter(torch.zeros(out_features))
-        nn.init.normal_(self.weight.weight, std=0.01)  # not 0: the perceptron's subgradient at 0 is 0
+        nn.init.normal_(
+            self.weight.weight, std=0.01
+        )  # not 0: the perceptron's subgradient at 0 is 0
 
     def forward(self, batch: BowBatch) -> torch.Tensor:
         return self.weight(batch.ids, batch.offsets, per_sample_weights=batch.weights) + self.bias
@@ -91,7 +93,9 @@ class _BinaryLinear(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int) -> None:
         super().__init__()
         if num_classes != 2:
-            raise ConfigError(f"{type(self).__name__} is a binary classifier; got {num_classes} classes")
+            raise ConfigError(
+                f"{type(self).__name__} is a binary classifier; got {num_classes} classes"
+            )
         self.linear = LinearBow(vocab_size, 1)
 
     def scores(self, batch: BowBatch) -> torch.Tensor:

@@ -8,10 +8,11 @@ split once into train / val / test by ``data.val_fraction`` and ``data.test_frac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from seqlab.models.bow import (
 )
 from seqlab.registry import Registry
 from seqlab.tasks.base import Task
+from seqlab.train.trainer import contract
 
 VOCAB_FILE = "vocab.json"
 LABELS_FILE = "labels.json"
@@ -122,12 +124,17 @@ class BowClassifyTask(Task):
         tokenizer = build_tokenizer(dcfg.tokenizer)
         tokens = [tokenizer.encode(t.lower() if dcfg.lowercase else t) for t in texts]
         idx = split_indices(
-            len(texts), cfg.eval.folds, fold, dcfg.val_fraction, dcfg.test_fraction,
+            len(texts),
+            cfg.eval.folds,
+            fold,
+            dcfg.val_fraction,
+            dcfg.test_fraction,
             dcfg.split_seed,
         )
         if train:
             vocab = Vocab.build(
-                (tokens[i] for i in idx["train"]), min_count=dcfg.min_count,
+                (tokens[i] for i in idx["train"]),
+                min_count=dcfg.min_count,
                 max_size=dcfg.max_size,
             )
             label_names = sorted(set(labels))
@@ -149,6 +156,27 @@ class BowClassifyTask(Task):
             if len(ids)
         }
         return BowData(vocab, label_names, splits, dcfg.features, skipped)
+
+    def setup_eval(self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None) -> BowData:
+        """With ``data_path``: evaluate every line of that labelled-lines file as ``test``."""
+        if data_path is None:
+            return self.setup(cfg, run_dir, train=False)
+        dcfg: BowDataConfig = cfg.data
+        other = dataclasses.replace(dcfg, dataset=data_path, encoding="utf-8")
+        texts, labels, skipped = load_examples(other)
+        vocab = Vocab.load(run_dir / VOCAB_FILE)
+        label_names = _load_labels(run_dir / LABELS_FILE)
+        unknown = sorted(set(labels) - set(label_names))
+        if unknown:
+            raise DataError(
+                f"{data_path}: labels {unknown} are not known to this run (it has {label_names})"
+            )
+        tokenizer = build_tokenizer(dcfg.tokenizer)
+        seqs = [vocab.encode(tokenizer.encode(t.lower() if dcfg.lowercase else t)) for t in texts]
+        index = {name: i for i, name in enumerate(label_names)}
+        return BowData(
+            vocab, label_names, {"test": (seqs, [index[y] for y in labels])}, dcfg.features, skipped
+        )
 
     def splits(self, data: BowData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]
@@ -177,9 +205,9 @@ class BowClassifyTask(Task):
                 batch = make_batch(
                     seqs[start : start + 1000], labels[start : start + 1000], data.features
                 )
-                out = model.loss(batch)
+                out = contract(model).loss(batch)
                 loss_sum += float(out.loss) * out.n
-                correct += int((model.predict(batch) == batch.labels).sum())
+                correct += int((contract(model).predict(batch) == batch.labels).sum())
         model.train(was_training)
         return {f"{split}_loss": loss_sum / len(seqs), f"{split}_acc": 100.0 * correct / len(seqs)}
 
@@ -193,7 +221,7 @@ class BowClassifyTask(Task):
             ids = data.vocab.encode(tokenizer.encode(text.lower() if dcfg.lowercase else text))
             batch = make_batch([ids], [0], data.features)
             with torch.no_grad():
-                probs = F.softmax(model.logits(batch), dim=-1)[0]
+                probs = F.softmax(cast(Any, model).logits(batch), dim=-1)[0]
             label = int(probs.argmax())
             yield f"{data.labels[label]}\t{float(probs[label]):.4f}\t{text}"
 
@@ -240,5 +268,3 @@ def _load_labels(path: Path) -> list[str]:
         raise RunDirError(f"{path}: missing; is this a bow_classify run dir?")
     result: list[str] = json.loads(path.read_text(encoding="utf-8"))
     return result
-
-

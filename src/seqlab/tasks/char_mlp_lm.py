@@ -80,8 +80,9 @@ class CharMLPLMTask(Task):
         cut = int(len(text) * (1 - dcfg.val_fraction))
         context = cfg.model.context
         if cut <= context + 1 or len(text) - cut <= context + 1:
-            raise DataError(f"{path}: corpus of {len(text)} characters is too short for a window "
-                            f"of {context}")
+            raise DataError(
+                f"{path}: corpus of {len(text)} characters is too short for a window of {context}"
+            )
         if train:
             vocab = Vocab.build([text[:cut]], specials=())
             vocab.save(run_dir / VOCAB_FILE)
@@ -91,9 +92,7 @@ class CharMLPLMTask(Task):
         val_ids = encode_chars(vocab, text[cut:], str(path))
         return CharLMData(vocab, {"train": train_ids, "val": val_ids})
 
-    def setup_eval(
-        self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
-    ) -> CharLMData:
+    def setup_eval(self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None) -> CharLMData:
         if data_path is None:
             return self.setup(cfg, run_dir, train=False)
         vocab = Vocab.load(run_dir / VOCAB_FILE)
@@ -136,7 +135,11 @@ class CharMLPLMTask(Task):
                 count += len(chunk)
         model.train(was_training)
         nats = total / count
-        return {f"{split}_loss": nats, f"{split}_bpc": nats / math.log(2), f"{split}_ppl": math.exp(nats)}
+        return {
+            f"{split}_loss": nats,
+            f"{split}_bpc": nats / math.log(2),
+            f"{split}_ppl": math.exp(nats),
+        }
 
     def generate(
         self,

@@ -45,7 +45,10 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda handle: handle.write(data) and None)
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    _atomic_write(path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 import torch
@@ -45,6 +45,19 @@ class LossOutput(NamedTuple):
 
     loss: torch.Tensor
     n: int
+
+
+class ModelContract(Protocol):
+    """What the trainer needs of a model (DESIGN.md, the model contract)."""
+
+    def loss(self, batch: Any) -> LossOutput: ...
+
+    def predict(self, batch: Any) -> Any: ...
+
+
+def contract(model: nn.Module) -> ModelContract:
+    """View an ``nn.Module`` as a task model (mypy cannot see ``loss`` on nn.Module)."""
+    return cast(ModelContract, model)
 
 
 class Interrupted(Exception):
@@ -207,7 +220,7 @@ class Trainer:
 
     def _train_step(self, batch: Any) -> LossOutput:
         tcfg = self.cfg.trainer
-        out: LossOutput = self.model.loss(batch)
+        out: LossOutput = contract(self.model).loss(batch)
         loss = out.loss
         extra = penalty(self.model, self.cfg.optim)
         if extra is not None:

@@ -1,0 +1,280 @@
+"""The CLI contract: run dirs, --json, resume, and one-line errors that damage nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from seqlab.cli import app
+
+runner = CliRunner()
+
+POS = [
+    "a fine , moving film",
+    "great acting and a warm story",
+    "funny and wise",
+    "a joy to watch",
+    "beautiful , touching work",
+    "smart and lovely",
+]
+NEG = [
+    "a dull , tired mess",
+    "bad acting and a cold story",
+    "boring and stupid",
+    "a chore to watch",
+    "ugly , lifeless work",
+    "dumb and tedious",
+]
+
+
+def labelled_file(tmp_path: Path) -> Path:
+    path = tmp_path / "reviews.tsv"
+    lines = [f"pos\t{t}" for t in POS] + [f"neg\t{t}" for t in NEG]
+    path.write_text("\n".join(lines * 5) + "\n", encoding="utf-8")
+    return path
+
+
+def bow_config(tmp_path: Path, **model: object) -> Path:
+    cfg = {
+        "task": "bow_classify",
+        "data": {
+            "dataset": str(labelled_file(tmp_path)),
+            "encoding": "utf-8",
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+        },
+        "model": {"name": "mlp", "hidden_size": 8} | model,
+        "optim": {"name": "adam", "lr": 0.01},
+        "trainer": {"epochs": 3, "batch_size": 8, "progress": False},
+        "eval": {"metric": "val_acc", "mode": "max"},
+    }
+    path = tmp_path / "bow.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def char_config(tmp_path: Path) -> Path:
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question.\n" * 40, encoding="utf-8")
+    cfg = {
+        "task": "lm_char_mlp",
+        "data": {"dataset": str(text)},
+        "model": {"name": "mlp", "context": 4, "embedding_size": 8, "hidden_size": 32},
+        "optim": {"name": "adam", "lr": 0.01},
+        "trainer": {"epochs": 2, "batch_size": 64, "progress": False},
+    }
+    path = tmp_path / "char.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def last_json(output: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def snapshot(run_dir: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_train_eval_predict_plot(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(bow_config(tmp_path)), "--out", str(run_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.stdout)
+    assert {"val_acc", "test_acc", "test_loss"} <= set(metrics)
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "metrics.json",
+        "checkpoint.pt",
+        "best.safetensors",
+        "vocab.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
+
+    result = runner.invoke(app, ["eval", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert last_json(result.stdout)["test_acc"] == pytest.approx(metrics["test_acc"])
+
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("a warm and funny film\na dull and stupid chore\n")
+    result = runner.invoke(app, ["predict", str(run_dir), str(inputs)])
+    assert result.exit_code == 0, result.output
+    labels = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert labels == ["pos", "neg"]
+
+    result = runner.invoke(app, ["plot", str(run_dir), "--kind", "curves"])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_existing_run_is_refused_and_untouched(tmp_path: Path) -> None:
+    config = bow_config(tmp_path)
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(config), "--out", str(run_dir)]).exit_code == 0
+    before = snapshot(run_dir)
+    result = runner.invoke(app, ["train", str(config), "--out", str(run_dir)])
+    assert result.exit_code == 2
+    assert "already holds a run" in result.stderr and "--resume" in result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(run_dir) == before
+    result = runner.invoke(app, ["train", str(config), "--out", str(run_dir), "--force"])
+    assert result.exit_code == 0
+
+
+def test_resume_extends_training(tmp_path: Path) -> None:
+    config = bow_config(tmp_path)
+    run_dir = tmp_path / "run"
+    assert (
+        runner.invoke(
+            app, ["train", str(config), "--out", str(run_dir), "--set", "trainer.max_steps=4"]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        app,
+        ["train", "--resume", "--out", str(run_dir), "--json", "--set", "trainer.max_steps=null"],
+    )
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps[0] == 4 and steps[-1] > 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--set", "trainer.epoch=3"],
+            "unknown config key 'trainer.epoch'; did you mean 'trainer.epochs'",
+        ),
+        (["--set", "model.name=mpl"], "did you mean 'mlp'"),
+        (["--set", "data.dataset=no_such_dataset"], "no_such_dataset"),
+        (["--set", "trainer.epochs=lots"], "trainer.epochs"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(bow_config(tmp_path)), "--out", str(run_dir), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_wrong_encoding_names_file_and_line(tmp_path: Path) -> None:
+    config = bow_config(tmp_path)
+    data = tmp_path / "reviews.tsv"
+    data.write_bytes(data.read_bytes() + "pos\tcaf\xe9 au lait\n".encode("cp1252"))
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "reviews.tsv:61" in result.stderr and "cp1252" in result.stderr
+
+
+def test_empty_corpus_and_missing_file(tmp_path: Path) -> None:
+    config = char_config(tmp_path)
+    (tmp_path / "text.txt").write_text("")
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "empty" in result.stderr
+    (tmp_path / "text.txt").unlink()
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "text.txt" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_label_mismatch_at_eval(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert (
+        runner.invoke(app, ["train", str(bow_config(tmp_path)), "--out", str(run_dir)]).exit_code
+        == 0
+    )
+    other = tmp_path / "other.tsv"
+    other.write_text("pos\tgood film\nmeh\tso so film\n")
+    result = runner.invoke(app, ["eval", str(run_dir), "--data", str(other)])
+    assert result.exit_code == 2
+    assert "'meh'" in result.stderr and "other.tsv" in result.stderr
+
+
+def test_nan_loss_is_one_clear_line(tmp_path: Path) -> None:
+    config = bow_config(tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(config),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "optim.name=sgd",
+            "--set",
+            "optim.lr=1e38",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "loss became" in result.stderr and "optim.lr" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_char_lm_generate_and_vocab_errors(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(char_config(tmp_path)), "--out", str(run_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.stdout)
+    assert float(metrics["val_bpc"]) < 2.0  # the text is a repeated line
+    gen = runner.invoke(
+        app,
+        [
+            "generate",
+            str(run_dir),
+            "--prompt",
+            "to be",
+            "--max-tokens",
+            "30",
+            "--seed",
+            "1",
+            "--json",
+        ],
+    )
+    assert gen.exit_code == 0, gen.output
+    text = str(last_json(gen.stdout)["text"])
+    assert text.startswith("to be") and len(text) == 35
+    again = runner.invoke(
+        app,
+        [
+            "generate",
+            str(run_dir),
+            "--prompt",
+            "to be",
+            "--max-tokens",
+            "30",
+            "--seed",
+            "1",
+            "--json",
+        ],
+    )
+    assert last_json(again.stdout)["text"] == text
+    bad = runner.invoke(app, ["generate", str(run_dir), "--prompt", "Zebra"])
+    assert bad.exit_code == 2 and "'Z'" in bad.stderr
+    other = tmp_path / "other.txt"
+    other.write_text("QQQ xyz\n" * 10)
+    bad = runner.invoke(app, ["eval", str(run_dir), "--data", str(other)])
+    assert bad.exit_code == 2 and "other.txt" in bad.stderr and "vocabulary" in bad.stderr
+
+
+def test_not_a_run_dir(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run dir" in result.stderr
