@@ -170,17 +170,34 @@ def generate(
     temperature: float = typer.Option(
         0.8, "--temperature", help="Softmax temperature (0: greedy)."
     ),
+    top_k: int = typer.Option(0, "--top-k", help="Sample only from the k most likely (0: all)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1: all)."),
+    beam: int = typer.Option(0, "--beam", help="Beam search with this beam size (0: sample)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """Generate text from a trained language model."""
-    from seqlab.evaluation import generate_text
+    """Generate text from a trained language model (streamed to stdout)."""
+    from seqlab.evaluation import generate_stream
 
-    text = generate_text(
-        run_dir, prompt=prompt, max_tokens=max_tokens, temperature=temperature, seed=seed
+    pieces = []
+    stream = generate_stream(
+        run_dir,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        beam=beam,
+        seed=seed,
     )
-    sys.stdout.write(text + "\n")
+    for piece in stream:
+        pieces.append(piece)
+        if not as_json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    text = "".join(pieces)
+    sys.stdout.write((text if as_json else "") + "\n")
     emit_json({"text": text}, as_json)
 
 

@@ -74,10 +74,15 @@ def predict_lines(run_dir: Path, source: str) -> Iterator[str]:
         raise DataError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from err
 
 
-def generate_text(run_dir: Path, **kwargs: Any) -> str:
+def generate_stream(run_dir: Path, **kwargs: Any) -> Iterator[str]:
+    """The prompt, then generated text piece by piece (options as in ``Task.generate``)."""
     cfg = load_run_config(run_dir)
     task = TASKS.get(cfg.task)
     if not (run_dir / "best.safetensors").exists():
         raise RunDirError(f"{run_dir}: no trained weights yet")
     model, data = task.load_trained(cfg, run_dir, None)
-    return task.generate(cfg, model, data, **kwargs)
+    yield from task.generate(cfg, model, data, **kwargs)
+
+
+def generate_text(run_dir: Path, **kwargs: Any) -> str:
+    return "".join(generate_stream(run_dir, **kwargs))

@@ -6,9 +6,13 @@ from seqlab.registry import Registry
 from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import BowClassifyTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
+from seqlab.tasks.ngram_lm import NGramLMTask
+from seqlab.tasks.rnn_lm import RNNLMTask
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.register("bow_classify", BowClassifyTask())
 TASKS.register("lm_char_mlp", CharMLPLMTask())
+TASKS.register("lm_rnn", RNNLMTask())
+TASKS.register("lm_ngram", NGramLMTask())
 
 __all__ = ["TASKS", "Task"]

@@ -112,5 +112,8 @@ class Task(ABC):
         raise ConfigError(f"task {self.name!r} has no predict")
         yield ""  # pragma: no cover - makes this a generator
 
-    def generate(self, cfg: ExperimentConfig, model: nn.Module, data: Any, **kwargs: Any) -> str:
+    def generate(
+        self, cfg: ExperimentConfig, model: nn.Module, data: Any, **kwargs: Any
+    ) -> Iterator[str]:
+        """The prompt, then the generated text piece by piece (for streaming)."""
         raise ConfigError(f"task {self.name!r} does not generate text")

@@ -152,11 +152,12 @@ class CharMLPLMTask(Task):
         temperature: float = 1.0,
         seed: int = 0,
         **_: object,
-    ) -> str:
+    ) -> Iterator[str]:
         if not isinstance(model, CharMLPLM):
             raise ConfigError("lm_char_mlp runs hold a CharMLPLM")
         prompt_ids = encode_chars(data.vocab, prompt, "the prompt").tolist()
         generator = torch.Generator().manual_seed(seed)
         first = data.vocab.stoi.get("\n", 0)
         out = model.sample(prompt_ids, max_tokens, temperature, generator, pad_index=first)
-        return prompt + "".join(data.vocab.itos[i] for i in out)
+        yield prompt
+        yield from (data.vocab.itos[i] for i in out)
