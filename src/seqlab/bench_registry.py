@@ -23,3 +23,10 @@ def run_benchmark(name: str, quick: bool = False) -> dict[str, Any]:
         raise ConfigError(f"benchmark {name!r} needs {err.name!r}; install seqlab[dev]") from err
     result: dict[str, Any] = module.run(quick=quick)
     return result
+
+
+BENCHMARKS.register("recurrent", "seqlab.bench.recurrent")
+BENCHMARKS.register("long-range", "seqlab.bench.long_range")
+BENCHMARKS.register("gradient-flow", "seqlab.bench.gradient_flow")
+BENCHMARKS.register("lm", "seqlab.bench.lm")
+BENCHMARKS.register("word2vec", "seqlab.bench.word2vec")

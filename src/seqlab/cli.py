@@ -148,6 +148,9 @@ def evaluate(
 def predict(
     run_dir: Path = typer.Argument(..., help="A trained run dir."),
     source: str = typer.Argument("-", help="Input file, one example per line ('-': stdin)."),
+    analogy: tuple[str, str, str] | None = typer.Option(
+        None, "--analogy", help="Word vectors: A B C -> the words nearest A - B + C."
+    ),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -155,7 +158,8 @@ def predict(
     from seqlab.evaluation import predict_lines
 
     count = 0
-    for line in predict_lines(run_dir, source):
+    queries = [" ".join(analogy)] if analogy else None
+    for line in predict_lines(run_dir, source, queries):
         sys.stdout.write(line + "\n")
         count += 1
     emit_json({"predictions": count}, as_json)
@@ -205,7 +209,12 @@ def generate(
 @user_errors
 def plot(
     run_dir: Path = typer.Argument(..., help="A run dir."),
-    kind: str = typer.Option("curves", "--kind", help="curves (more kinds per task)."),
+    kind: str = typer.Option(
+        "curves", "--kind", help="curves | gradient-flow | embeddings | ... (see docs)."
+    ),
+    words: list[str] | None = typer.Option(
+        None, "--words", help="Words to show (embeddings); repeat or comma-separate."
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -213,7 +222,8 @@ def plot(
     """Draw a figure of a run (learning curves, ...) as PNG."""
     from seqlab.analysis.plots import make_plot
 
-    path = make_plot(run_dir, kind, out)
+    word_list = [w for item in words for w in item.split(",") if w] if words else None
+    path = make_plot(run_dir, kind, out, words=word_list)
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)
 

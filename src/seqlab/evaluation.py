@@ -55,12 +55,16 @@ def _single_run(run_dir: Path) -> Path:
     return run_dir
 
 
-def predict_lines(run_dir: Path, source: str) -> Iterator[str]:
-    """One output line per input line of ``source`` (a path, or ``-`` for stdin)."""
+def predict_lines(run_dir: Path, source: str, lines: list[str] | None = None) -> Iterator[str]:
+    """One output line per input line of ``source`` (a path, or ``-`` for stdin), or of
+    ``lines`` when given."""
     cfg = load_run_config(run_dir)
     model_dir = _single_run(run_dir)
     task = TASKS.get(cfg.task)
     model, data = task.load_trained(cfg, model_dir, None)
+    if lines is not None:
+        yield from task.predict(cfg, model, data, lines)
+        return
     if source == "-":
         yield from task.predict(cfg, model, data, sys.stdin)
         return

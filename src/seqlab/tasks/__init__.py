@@ -8,11 +8,13 @@ from seqlab.tasks.bow_classify import BowClassifyTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
 from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
+from seqlab.tasks.word2vec import Word2VecTask
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.register("bow_classify", BowClassifyTask())
 TASKS.register("lm_char_mlp", CharMLPLMTask())
 TASKS.register("lm_rnn", RNNLMTask())
 TASKS.register("lm_ngram", NGramLMTask())
+TASKS.register("word2vec", Word2VecTask())
 
 __all__ = ["TASKS", "Task"]

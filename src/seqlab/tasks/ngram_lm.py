@@ -27,13 +27,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from rich.console import Console
 
 from seqlab.config import ExperimentConfig
-from seqlab.data.readers import read_lines
+from seqlab.data.readers import read_lines, read_text
 from seqlab.data.sources import DATASETS, resolve
 from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
@@ -57,6 +57,10 @@ class NGramDataConfig:
     valid: str | None = None
     test: str | None = None
     val_fraction: float = 0.1
+    level: Literal["word", "char"] = "word"
+    """``char``: every character is a token and each line break is ``<eos>``; a single
+    file is then cut at the same character as the ``lm_rnn`` char task cuts it, so the
+    two are scored on the same validation text (reported in bits per character)."""
     lowercase: bool = False
     min_count: int = 1
     max_size: int | None = None
@@ -87,8 +91,11 @@ class NGramData:
     """split -> words that were not in the vocabulary (mapped to ``<unk>``)"""
 
 
-def read_sentences(path: Path, lowercase: bool) -> list[list[str]]:
-    """Whitespace-tokenized non-blank lines of a text file."""
+def read_sentences(path: Path, lowercase: bool, level: str = "word") -> list[list[str]]:
+    """Whitespace-tokenized non-blank lines of a text file (``char``: the characters of
+    every line, blank lines included, since their line break is a token to predict)."""
+    if level == "char":
+        return [list(line.lower() if lowercase else line) for line in read_lines(path)]
     sentences = [(line.lower() if lowercase else line).split() for line in read_lines(path)]
     return [s for s in sentences if s]
 
@@ -106,7 +113,7 @@ def load_splits(dcfg: NGramDataConfig, *, with_train: bool) -> dict[str, list[li
     if dcfg.train is not None:
         files = {"train": dcfg.train, "val": dcfg.valid, "test": dcfg.test}
         paths = {name: resolve(path) for name, path in files.items() if path is not None}
-    elif dcfg.dataset in DATASETS:
+    elif dcfg.dataset in DATASETS and {"train", "valid"} <= set(DATASETS.get(dcfg.dataset).files):
         spec = DATASETS.get(dcfg.dataset)
         roles = {name: role for name, role in SPLIT_ROLES.items() if role in spec.files}
         paths = {name: resolve(dcfg.dataset, role) for name, role in roles.items()}
@@ -118,13 +125,21 @@ def load_splits(dcfg: NGramDataConfig, *, with_train: bool) -> dict[str, list[li
     for name, path in paths.items():
         if name == "train" and not with_train:
             continue
-        result[name] = read_sentences(path, dcfg.lowercase)
+        result[name] = read_sentences(path, dcfg.lowercase, dcfg.level)
         if not result[name]:
             raise DataError(f"{path}: empty corpus (no sentences)")
     return result
 
 
 def _split_one_file(path: Path, dcfg: NGramDataConfig) -> dict[str, list[list[str]]]:
+    if dcfg.level == "char":
+        text = read_text(path)
+        text = text.lower() if dcfg.lowercase else text
+        cut = int(len(text) * (1 - dcfg.val_fraction))
+        return {
+            "train": [list(line) for line in text[:cut].split("\n")],
+            "val": [list(line) for line in text[cut:].rstrip("\n").split("\n")],
+        }
     sentences = read_sentences(path, dcfg.lowercase)
     cut = int(len(sentences) * (1 - dcfg.val_fraction))
     if cut < 1 or cut == len(sentences):
@@ -169,7 +184,7 @@ class NGramLMTask(Task):
             return self.setup(cfg, run_dir, train=False)
         vocab = Vocab.load(run_dir / VOCAB_FILE)
         path = resolve(data_path)
-        sentences = read_sentences(path, cfg.data.lowercase)
+        sentences = read_sentences(path, cfg.data.lowercase, cfg.data.level)
         if not sentences:
             raise DataError(f"{path}: empty corpus (no sentences)")
         ids, oov = encode(vocab, sentences)
@@ -193,12 +208,15 @@ class NGramLMTask(Task):
     ) -> dict[str, float]:
         total, n = _ngram(model).total_logprob(data.splits[split])
         nats = -total / n
-        return {
+        result = {
             f"{split}_loss": nats,
             f"{split}_ppl": math.exp(nats),
             f"{split}_tokens": float(n),
             f"{split}_oov": float(data.oov[split]),
         }
+        if cfg.data.level == "char":
+            result[f"{split}_bpc"] = nats / math.log(2)
+        return result
 
     def fit(
         self,
@@ -264,7 +282,8 @@ class NGramLMTask(Task):
         """
         if beam > 0:
             raise ConfigError("lm_ngram samples; it has no beam search (use --beam 0)")
-        words = (prompt.lower() if cfg.data.lowercase else prompt).split()
+        text = prompt.lower() if cfg.data.lowercase else prompt
+        words = list(text) if cfg.data.level == "char" else text.split()
         prefix = encode(data.vocab, [words])[0][0]
         rng = np.random.default_rng(seed)
         ids = _ngram(model).generate(prefix, max_tokens, rng, temperature, top_k, top_p)
@@ -274,6 +293,8 @@ class NGramLMTask(Task):
             word = data.vocab.itos[index]
             if word == EOS:
                 yield "\n"
+            elif cfg.data.level == "char":
+                yield word
             else:
                 yield f" {word}" if space else word
             space = word != EOS

@@ -1,0 +1,1 @@
+"""Benchmarks: each module has run(quick) -> dict; `seqlab bench NAME` runs one."""

@@ -1,0 +1,1 @@
+"""Word embeddings: word2vec training, vector files, evaluation and pretrained loading."""
