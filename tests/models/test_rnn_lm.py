@@ -106,3 +106,18 @@ def test_generation_is_deterministic_by_seed(tmp_path: Path) -> None:
     assert run(1) == run(1)
     assert run(1) != run(2)
     assert run(1).startswith("a b")
+
+
+def test_carried_state_survives_checkpoint() -> None:
+    """Resuming mid-epoch restores the BPTT carry, so the next window matches."""
+    model = build().eval()
+    ids = torch.randint(0, V, (3, 21), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        model.loss(LMBatch(ids[:, :10], ids[:, 1:11], reset=True))
+        state = model.state_dict()
+        expect = model.loss(LMBatch(ids[:, 10:20], ids[:, 11:21], reset=False)).loss
+    other = build().eval()
+    other.load_state_dict(state)
+    with torch.no_grad():
+        got = other.loss(LMBatch(ids[:, 10:20], ids[:, 11:21], reset=False)).loss
+    torch.testing.assert_close(got, expect, atol=0, rtol=0)

@@ -112,6 +112,14 @@ class RNNLM(nn.Module):
     def predict(self, batch: LMBatch) -> Tensor:
         return self(batch.inputs)[0].argmax(-1)
 
+    def get_extra_state(self) -> Any:
+        """The state carried between BPTT windows, so a checkpoint taken mid-epoch resumes
+        to exactly the numbers of an uninterrupted run."""
+        return {"carry": self._carry}
+
+    def set_extra_state(self, state: Any) -> None:
+        self._carry = state["carry"] if isinstance(state, dict) else None
+
     # --------------------------------------------------------------- decoding protocol
 
     def start(self, prompt: Tensor) -> tuple[Tensor, State]:

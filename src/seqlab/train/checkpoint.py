@@ -91,7 +91,11 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
 
 def save_weights(path: Path, module: torch.nn.Module) -> None:
     """Atomically write the module's parameters and buffers as safetensors."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tensors = {
+        k: v.detach().cpu().contiguous()
+        for k, v in module.state_dict().items()
+        if isinstance(v, torch.Tensor)  # not ``_extra_state`` (training-time state)
+    }
     _shared_clone(tensors)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -121,7 +125,13 @@ def load_weights(path: Path, module: torch.nn.Module) -> None:
         raise RunDirError(f"{path}: no weights here; train first or check the run dir")
     state = load_file(str(path))
     try:
-        module.load_state_dict(state)
+        result = module.load_state_dict(state, strict=False)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise RunDirError(f"{path}: weights do not fit this model ({first})") from err
+    missing = [k for k in result.missing_keys if not k.endswith("_extra_state")]
+    if missing or result.unexpected_keys:
+        raise RunDirError(
+            f"{path}: weights do not fit this model (missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]})"
+        )
