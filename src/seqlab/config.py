@@ -57,6 +57,8 @@ class TrainerConfig:
     epochs: int = 10
     max_steps: int | None = None
     """Stop after this many optimizer steps (smoke runs)."""
+    max_minutes: float | None = None
+    """Stop after this much training time (the demo); not reproducible across machines."""
     batch_size: int = 32
     seed: int = 1
     device: str = "cpu"

@@ -117,6 +117,7 @@ class Trainer:
         self.schedule = Schedule(self.optimizer, cfg.optim)
         self.state = TrainState()
         self._stop_requested = False
+        self._started = time.perf_counter()
         self._writer: Any = None
 
     # ------------------------------------------------------------------ checkpoints
@@ -151,6 +152,7 @@ class Trainer:
             self._reopen()
             if self.state.done:
                 return self.state
+        self._started = time.perf_counter()
         previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self._request_stop)
         self._open_tensorboard()
@@ -203,7 +205,7 @@ class Trainer:
                         evaluated_at = st.step
                     elif tcfg.checkpoint_every and st.step % tcfg.checkpoint_every == 0:
                         self.save()
-                    if st.done or (tcfg.max_steps is not None and st.step >= tcfg.max_steps):
+                    if st.done or self._out_of_budget():
                         st.done = True
                         break
                 else:
@@ -217,6 +219,13 @@ class Trainer:
                     self._evaluate(loss, window_n / _elapsed(start))
             st.done = True
             self.save()
+
+    def _out_of_budget(self) -> bool:
+        tcfg = self.cfg.trainer
+        if tcfg.max_steps is not None and self.state.step >= tcfg.max_steps:
+            return True
+        minutes = (time.perf_counter() - self._started) / 60
+        return tcfg.max_minutes is not None and minutes >= tcfg.max_minutes
 
     def _train_step(self, batch: Any) -> LossOutput:
         tcfg = self.cfg.trainer
