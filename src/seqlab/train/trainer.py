@@ -194,6 +194,12 @@ class Trainer:
                     rate = window_n / _elapsed(start)
                     loss = window_loss / max(window_n, 1)
                     progress.update(task_id, advance=1, loss=loss, rate=rate)
+                    if not tcfg.progress and tcfg.log_every and st.step % tcfg.log_every == 0:
+                        self.console.print(  # plain lines for logs when the bar is off
+                            f"epoch {st.epoch + 1} step {st.step} loss {loss:.4f} "
+                            f"{rate:.0f} items/s lr {self.schedule.lr:.4g}",
+                            highlight=False,
+                        )
                     if self._stop_requested:
                         self.save()
                         raise Interrupted(
