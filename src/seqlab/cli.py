@@ -215,6 +215,9 @@ def plot(
     words: list[str] | None = typer.Option(
         None, "--words", help="Words to show (embeddings); repeat or comma-separate."
     ),
+    fresh: bool | None = typer.Option(
+        None, "--fresh", help="gradient-flow: a newly initialised model instead of the trained."
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -223,7 +226,7 @@ def plot(
     from seqlab.analysis.plots import make_plot
 
     word_list = [w for item in words for w in item.split(",") if w] if words else None
-    path = make_plot(run_dir, kind, out, words=word_list)
+    path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh)
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)
 

@@ -50,6 +50,14 @@ def test_char_lm_round_trip_and_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", str(run_dir), "--prompt", "the", "--beam", "3",
                                  "--max-tokens", "5", "--json"])
     assert result.exit_code == 0, result.output
+    for extra in ([], ["--fresh"]):
+        out = tmp_path / f"gf{len(extra)}.png"
+        result = runner.invoke(app, ["plot", str(run_dir), "--kind", "gradient-flow", "--out",
+                                     str(out), *extra])
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    bad = runner.invoke(app, ["plot", str(run_dir), "--kind", "curves", "--fresh"])
+    assert bad.exit_code == 2 and "does not take --fresh" in bad.stderr
     bad = runner.invoke(app, ["generate", str(run_dir), "--prompt", "QUX"])
     assert bad.exit_code == 2 and "'QUX'" in bad.stderr and "vocabulary" in bad.stderr
     other = tmp_path / "other.txt"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.analysis.curves import plot_curves
+from seqlab.analysis.run_gradient_flow import plot_run_gradient_flow
 from seqlab.errors import ConfigError
 from seqlab.registry import Registry
 from seqlab.tasks.word2vec import plot_embeddings
@@ -21,6 +22,7 @@ PlotFn = Callable[..., Path]
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", plot_curves)
 PLOTS.register("embeddings", plot_embeddings)
+PLOTS.register("gradient-flow", plot_run_gradient_flow)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:
