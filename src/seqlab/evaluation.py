@@ -26,8 +26,7 @@ def evaluate_run(
         per_fold = []
         for fold in range(cfg.eval.folds):
             fold_dir = run_dir / f"fold{fold}"
-            data = task.setup(cfg, fold_dir, train=False, fold=fold)
-            model, _ = task.load_trained(cfg, fold_dir, None)
+            model, data = task.load_trained(cfg, fold_dir, None, fold=fold)
             per_fold.append(_evaluate_split(task, cfg, model, data, split))
         result = summarize_folds(per_fold)
         result.pop("per_fold")
@@ -48,20 +47,21 @@ def _evaluate_split(task: Any, cfg: Any, model: Any, data: Any, split: str) -> d
     return result
 
 
-def _single_run(run_dir: Path) -> Path:
+def _single_run(run_dir: Path) -> tuple[Path, int | None]:
+    """A cross-validated run predicts with its first fold's model."""
     cfg = load_run_config(run_dir)
     if cfg.eval.folds > 1:
-        return run_dir / "fold0"
-    return run_dir
+        return run_dir / "fold0", 0
+    return run_dir, None
 
 
 def predict_lines(run_dir: Path, source: str, lines: list[str] | None = None) -> Iterator[str]:
     """One output line per input line of ``source`` (a path, or ``-`` for stdin), or of
     ``lines`` when given."""
     cfg = load_run_config(run_dir)
-    model_dir = _single_run(run_dir)
+    model_dir, fold = _single_run(run_dir)
     task = TASKS.get(cfg.task)
-    model, data = task.load_trained(cfg, model_dir, None)
+    model, data = task.load_trained(cfg, model_dir, None, fold=fold)
     if lines is not None:
         yield from task.predict(cfg, model, data, lines)
         return

@@ -278,3 +278,19 @@ def test_char_lm_generate_and_vocab_errors(tmp_path: Path) -> None:
 def test_not_a_run_dir(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "not a run dir" in result.stderr
+
+
+def test_cross_validated_run_evaluates_and_predicts(tmp_path: Path) -> None:
+    run_dir = tmp_path / "cv"
+    result = runner.invoke(app, ["train", str(bow_config(tmp_path)), "--out", str(run_dir),
+                                 "--set", "eval.folds=3", "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.stdout)
+    assert metrics["folds"] == 3 and "test_acc_std" in metrics
+    assert [p.name for p in sorted(run_dir.glob("fold*"))] == ["fold0", "fold1", "fold2"]
+    result = runner.invoke(app, ["eval", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert last_json(result.stdout)["test_acc"] == pytest.approx(metrics["test_acc"])
+    result = runner.invoke(app, ["predict", str(run_dir)], input="a warm and funny film\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[0] in ("pos", "neg")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seqlab.analysis.confusion import plot_confusion
 from seqlab.analysis.curves import plot_curves
 from seqlab.analysis.run_gradient_flow import plot_run_gradient_flow
 from seqlab.errors import ConfigError
@@ -23,6 +24,7 @@ PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", plot_curves)
 PLOTS.register("embeddings", plot_embeddings)
 PLOTS.register("gradient-flow", plot_run_gradient_flow)
+PLOTS.register("confusion", plot_confusion)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

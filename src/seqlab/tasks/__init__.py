@@ -8,6 +8,8 @@ from seqlab.tasks.bow_classify import BowClassifyTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
 from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
+from seqlab.tasks.sentence_classify import SentenceClassifyTask
+from seqlab.tasks.tagging import TaggingTask
 from seqlab.tasks.word2vec import Word2VecTask
 
 TASKS: Registry[Task] = Registry("task")
@@ -16,5 +18,7 @@ TASKS.register("lm_char_mlp", CharMLPLMTask())
 TASKS.register("lm_rnn", RNNLMTask())
 TASKS.register("lm_ngram", NGramLMTask())
 TASKS.register("word2vec", Word2VecTask())
+TASKS.register("tagging", TaggingTask())
+TASKS.register("classify", SentenceClassifyTask())
 
 __all__ = ["TASKS", "Task"]

@@ -90,11 +90,18 @@ class Task(ABC):
         return metrics
 
     def load_trained(
-        self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None = None
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        data_path: str | None = None,
+        fold: int | None = None,
     ) -> tuple[nn.Module, Any]:
         """The best model of a finished run and its data (``data_path`` replaces the
-        evaluation split's file)."""
-        data = self.setup_eval(cfg, run_dir, data_path)
+        evaluation split's file; ``fold``: which fold of a cross-validated run)."""
+        if fold is not None and data_path is None:
+            data = self.setup(cfg, run_dir, train=False, fold=fold)
+        else:
+            data = self.setup_eval(cfg, run_dir, data_path)
         model = self.build_model(cfg, data).to(cfg.trainer.device)
         load_weights(run_dir / BEST_WEIGHTS, model)
         model.eval()

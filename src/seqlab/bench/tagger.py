@@ -1,0 +1,119 @@
+"""`seqlab bench tagger`: training sentences/s of the ewt_upos tagger, seqlab vs plain PyTorch.
+
+Both sides train the same network (word embedding + char-BiLSTM features, 2-layer BiLSTM,
+linear output, dropout, Adam, gradient norm clipped at 5) on the same EWT batches in the
+same process, alternating blocks of steps so that machine noise hits both alike. seqlab's
+side is its real training step (``Trainer`` over ``Tagger``, ``Recurrent``); the plain
+side is the network written with ``nn.Embedding``, ``nn.LSTM`` (packed sequences) and
+``nn.Linear`` and a hand-written step. ``speed_ratio`` = seqlab / plain sentences/s.
+``predict_sentences_per_s``: ``TaggingTask.tag_sentences`` on the dev set (batching and
+decoding included).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.config import load_config
+from seqlab.models.tagger import TaggerBatch, TaggerConfig
+from seqlab.tasks.tagging import TaggingTask
+from seqlab.train.trainer import Trainer, seed_everything
+
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ewt_upos.yaml"
+
+
+class PlainTagger(nn.Module):
+    """The ewt_upos network in plain PyTorch."""
+
+    def __init__(self, cfg: TaggerConfig, words: int, chars: int, tags: int) -> None:
+        super().__init__()
+        self.word_embedding = nn.Embedding(words, cfg.embedding_size, padding_idx=0)
+        self.char_embedding = nn.Embedding(chars, cfg.char_embedding_size, padding_idx=0)
+        self.char_lstm = nn.LSTM(
+            cfg.char_embedding_size, cfg.char_hidden_size, batch_first=True, bidirectional=True
+        )
+        self.lstm = nn.LSTM(
+            cfg.embedding_size + 2 * cfg.char_hidden_size,
+            cfg.hidden_size,
+            cfg.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout,
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(2 * cfg.hidden_size, tags)
+
+    def forward(self, batch: TaggerBatch) -> Tensor:
+        ids, lengths, mask = batch.words
+        chars = batch.chars[mask]  # (N, C)
+        packed = pack_padded_sequence(
+            self.char_embedding(chars), batch.char_lengths[mask].cpu(), True, False
+        )
+        _, (h, _) = self.char_lstm(packed)  # h (2, N, Hc)
+        grid = h.new_zeros(*ids.shape, 2 * h.shape[2])
+        grid[mask] = torch.cat([h[0], h[1]], dim=1)
+        inputs = self.dropout(torch.cat([self.word_embedding(ids), grid], dim=2))
+        packed = pack_padded_sequence(inputs, lengths.cpu(), True, False)
+        output, _ = pad_packed_sequence(self.lstm(packed)[0], True)
+        return self.out(self.dropout(output))
+
+
+def _plain_step(model: PlainTagger, opt: torch.optim.Optimizer, batch: TaggerBatch) -> None:
+    logits = model(batch)
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), ignore_index=-1)
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+
+
+def run(quick: bool = False, steps: int | None = None, rounds: int = 3) -> dict[str, Any]:
+    steps = steps or (5 if quick else 30)
+    cfg = load_config(CONFIG, ["trainer.progress=false", "model.word_dropout=0.0"])
+    task = TaggingTask()
+    with TemporaryDirectory() as tmp:
+        data = task.setup(cfg, Path(tmp), train=True)
+        batches = [
+            b for _, b in zip(range(steps + 2), task.train_batches(cfg, data, 0), strict=False)
+        ]
+        sentences = sum(len(b.words.lengths) for b in batches[2:])
+        seed_everything(1)
+        model = task.build_model(cfg, data)
+        trainer = Trainer(model, cfg, Path(tmp), evaluate=lambda m: {})
+        plain = PlainTagger(cfg.model, len(data.vocab), len(data.chars), len(data.tags))
+        plain_opt = torch.optim.Adam(plain.parameters(), lr=cfg.optim.lr)
+        for batch in batches[:2]:  # warm up both
+            trainer._train_step(batch)
+            _plain_step(plain, plain_opt, batch)
+        seqlab_time = plain_time = 0.0
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for batch in batches[2:]:
+                trainer._train_step(batch)
+            seqlab_time += time.perf_counter() - start
+            start = time.perf_counter()
+            for batch in batches[2:]:
+                _plain_step(plain, plain_opt, batch)
+            plain_time += time.perf_counter() - start
+        dev = [s.words for s in data.splits["val"]][: 200 if quick else None]
+        start = time.perf_counter()
+        task.tag_sentences(cfg, model, data, dev)
+        predict_time = time.perf_counter() - start
+    seqlab_rate = rounds * sentences / seqlab_time
+    plain_rate = rounds * sentences / plain_time
+    return {
+        "seqlab_sentences_per_s": seqlab_rate,
+        "plain_sentences_per_s": plain_rate,
+        "speed_ratio": seqlab_rate / plain_rate,
+        "predict_sentences_per_s": len(dev) / predict_time,
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+    }

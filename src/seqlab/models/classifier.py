@@ -1,0 +1,210 @@
+"""Sentence classifiers (many-to-one): a recurrent classifier and the text CNN of Kim (2014).
+
+.. code-block:: text
+
+    RNN:  h = Recurrent(E[w])  (B, T, D·H)  ->  pool(h)  (B, D·H)  ->  W dropout(.) + b  (B, K)
+          pool: last state at the true length | mean | max | attention (nn/pooling.py)
+    CNN:  c_w = relu(conv_w(E[w]))  for each width w (x maps filters)   (B, maps, T')
+          z = [ pool_t c_w ]_w                                            (B, |widths|·maps)
+          logits = W dropout(z) + b, rows of W rescaled to L2 norm <= max_norm
+
+Text-CNN variants (Kim, 2014): ``rand`` (embeddings learned from scratch), ``static``
+(pretrained, frozen), ``non-static`` (pretrained, fine-tuned), ``multichannel`` (two
+copies, one frozen and one fine-tuned, each filter applied to both and summed). The
+pretrained vectors are loaded by the task (``load_pretrained``) after building the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, cast
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from seqlab.data.batching import Padded
+from seqlab.errors import ConfigError
+from seqlab.nn.conv import (
+    MaskedConv1d,
+    Padding,
+    apply_max_norm,
+    masked_max_over_time,
+    masked_mean_over_time,
+)
+from seqlab.nn.pooling import AttentionPooling, last_state, max_pool, mean_pool
+from seqlab.nn.recurrent import Recurrent
+from seqlab.train.trainer import LossOutput
+
+
+class ClassifyBatch(NamedTuple):
+    words: Padded  # ids (B, T), lengths (B,), mask (B, T)
+    labels: Tensor  # (B,) label ids
+
+    def to(self, device: torch.device | str) -> ClassifyBatch:
+        return ClassifyBatch(self.words.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class RNNClassifierConfig:
+    name: str = "rnn"
+    embedding_size: int = 300
+    cell: Literal["lstm", "gru", "rnn_tanh"] = "lstm"
+    hidden_size: int = 150
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    attention_size: int = 100
+    dropout: float = 0.5
+    vectors: str | None = None
+    """word2vec file for the embedding (fine-tuned), e.g. a ``seqlab train w2v`` run's."""
+
+    def validate(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TextCNNConfig:
+    name: str = "cnn"
+    variant: Literal["rand", "static", "non-static", "multichannel"] = "rand"
+    vectors: str | None = None
+    """word2vec file (text or binary) for the static / non-static / multichannel variants."""
+    embedding_size: int = 300
+    widths: tuple[int, ...] = (3, 4, 5)
+    maps: int = 100
+    layers: int = 1
+    """Convolution layers per width (stacked; 'same' padding recommended beyond 1)."""
+    stride: int = 1
+    dilation: int = 1
+    padding: Padding = "valid"
+    separable: bool = False
+    pooling: Literal["max", "mean"] = "max"
+    """``max``: max-over-time (Kim); ``mean``: global average pooling."""
+    dropout: float = 0.5
+    max_norm: float | None = 3.0
+
+    def validate(self) -> None:
+        if not self.widths or min(self.widths) < 1 or self.maps < 1 or self.layers < 1:
+            raise ConfigError("model.widths, model.maps and model.layers must be >= 1")
+        if self.variant != "rand" and self.vectors is None:
+            raise ConfigError(f"model.variant {self.variant!r} needs model.vectors (a w2v file)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout must be in [0, 1)")
+
+
+class _Classifier(nn.Module):
+    """The shared loss/predict of both classifiers over ``logits(batch)`` (B, K)."""
+
+    def logits(self, batch: ClassifyBatch) -> Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: ClassifyBatch) -> LossOutput:
+        """Mean cross-entropy over the batch's examples."""
+        return LossOutput(F.cross_entropy(self.logits(batch), batch.labels), len(batch.labels))
+
+    def predict(self, batch: ClassifyBatch) -> Tensor:
+        """Label ids (B,)."""
+        return self.logits(batch).argmax(dim=1)
+
+
+class RNNClassifier(_Classifier):
+    """``RNNClassifier(cfg, num_words, num_labels)``; word id 0 is padding."""
+
+    def __init__(self, cfg: RNNClassifierConfig, num_words: int, num_labels: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
+        self.rnn = Recurrent(
+            cfg.cell,
+            cfg.embedding_size,
+            cfg.hidden_size,
+            cfg.num_layers,
+            dropout=cfg.dropout,
+            bidirectional=cfg.bidirectional,
+        )
+        size = (2 if cfg.bidirectional else 1) * cfg.hidden_size
+        self.attention = (
+            AttentionPooling(size, cfg.attention_size) if cfg.pooling == "attention" else None
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(size, num_labels)
+
+    def encode(self, batch: ClassifyBatch) -> Tensor:
+        """Sentence vectors (B, D·H)."""
+        ids, lengths, mask = batch.words
+        output, _ = self.rnn(self.dropout(self.embedding(ids)), lengths=lengths.cpu())
+        if self.attention is not None:
+            return self.attention(output, mask)
+        if self.cfg.pooling == "mean":
+            return mean_pool(output, mask)
+        if self.cfg.pooling == "max":
+            return max_pool(output, mask)
+        return last_state(output, lengths, self.cfg.bidirectional)
+
+    def logits(self, batch: ClassifyBatch) -> Tensor:
+        return self.out(self.dropout(self.encode(batch)))
+
+
+class TextCNN(_Classifier):
+    """``TextCNN(cfg, num_words, num_labels)``; word id 0 is padding (a zero vector)."""
+
+    def __init__(self, cfg: TextCNNConfig, num_words: int, num_labels: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
+        self.static_embedding = (
+            nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
+            if cfg.variant == "multichannel"
+            else None
+        )
+        for embedding in (self.embedding, self.static_embedding):
+            if embedding is not None:  # Kim (2014): U(-0.25, 0.25) for words without vectors
+                nn.init.uniform_(embedding.weight, -0.25, 0.25)
+                with torch.no_grad():
+                    embedding.weight[0].zero_()
+        self.branches = nn.ModuleList()
+        for width in cfg.widths:
+            layers = nn.ModuleList()
+            for layer in range(cfg.layers):
+                layers.append(
+                    MaskedConv1d(
+                        cfg.embedding_size if layer == 0 else cfg.maps,
+                        cfg.maps,
+                        width,
+                        stride=cfg.stride,
+                        dilation=cfg.dilation,
+                        padding=cfg.padding,
+                        separable=cfg.separable,
+                    )
+                )
+            self.branches.append(layers)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(len(cfg.widths) * cfg.maps, num_labels)
+
+    def logits(self, batch: ClassifyBatch) -> Tensor:
+        ids, _, mask = batch.words
+        channels = [self.embedding(ids).transpose(1, 2)]  # (B, E, T)
+        if self.static_embedding is not None:
+            channels.append(self.static_embedding(ids).transpose(1, 2))
+        pooled = []
+        for layers in self.branches:
+            features, feature_mask = channels, mask
+            for conv in cast(nn.ModuleList, layers):
+                outputs = [conv(channel, feature_mask) for channel in features]
+                # multichannel: the same filters over both channels, summed (Kim, 2014)
+                summed = torch.stack([o for o, _ in outputs]).sum(0)
+                features, feature_mask = [F.relu(summed)], outputs[0][1]
+            pool = masked_max_over_time if self.cfg.pooling == "max" else masked_mean_over_time
+            pooled.append(pool(features[0], feature_mask))  # (B, maps)
+        if self.cfg.max_norm is not None:
+            apply_max_norm(self.out.weight, self.cfg.max_norm)
+        return self.out(self.dropout(torch.cat(pooled, dim=1)))
+
+
+def build_classifier(
+    cfg: RNNClassifierConfig | TextCNNConfig, num_words: int, num_labels: int
+) -> RNNClassifier | TextCNN:
+    if isinstance(cfg, RNNClassifierConfig):
+        return RNNClassifier(cfg, num_words, num_labels)
+    return TextCNN(cfg, num_words, num_labels)

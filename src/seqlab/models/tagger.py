@@ -1,0 +1,172 @@
+"""Sequence tagger: word embeddings (+ character features), a recurrent stack, softmax
+or CRF output (Huang et al., 2015; Lample et al., 2016; Plank et al., 2016).
+
+.. code-block:: text
+
+    x_t = [ E_word[w_t] ; char_features(w_t) ]                      (B, T, E + F)
+    h   = Recurrent(cell, layers, bidirectional)(dropout(x))        (B, T, D·H)
+    emissions = W dropout(h) + b                                    (B, T, K)
+    softmax: p(y_t | x) = softmax(emissions_t)       CRF: p(y | x) ∝ exp(score(x, y))
+
+``char_features``: ``cnn`` — char embeddings, a width-``char_width`` convolution and
+max-over-characters (Ma & Hovy, 2016); ``lstm`` — the final states of a char BiLSTM
+(Lample et al., 2016). Word dropout (Kiperwasser & Goldberg, 2016) replaces training
+words by ``<unk>`` with probability ``word_dropout`` so that ``<unk>`` gets trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from seqlab.data.batching import Padded
+from seqlab.errors import ConfigError
+from seqlab.nn.conv import MaskedConv1d, masked_max_over_time
+from seqlab.nn.crf import CRF
+from seqlab.nn.pooling import last_state
+from seqlab.nn.recurrent import Recurrent
+from seqlab.train.trainer import LossOutput
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    name: str = "tagger"
+    embedding_size: int = 100
+    chars: Literal["none", "cnn", "lstm"] = "cnn"
+    char_embedding_size: int = 30
+    char_hidden_size: int = 50
+    """Char-CNN filters, or char-LSTM hidden size per direction."""
+    char_width: int = 3
+    cell: Literal["lstm", "gru", "rnn_tanh"] = "lstm"
+    hidden_size: int = 200
+    num_layers: int = 2
+    bidirectional: bool = True
+    dropout: float = 0.5
+    word_dropout: float = 0.0
+    output: Literal["softmax", "crf"] = "softmax"
+
+    def validate(self) -> None:
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_dropout < 1.0:
+            raise ConfigError("model.dropout and model.word_dropout must be in [0, 1)")
+
+
+class TaggerBatch(NamedTuple):
+    words: Padded  # ids (B, T), lengths (B,), mask (B, T)
+    chars: Tensor  # (B, T, C) char ids of each word, 0-padded
+    char_lengths: Tensor  # (B, T) chars per word (0 at padded words)
+    tags: Tensor  # (B, T) gold tag ids; -1 at padding and at tags unknown to the model
+
+    def to(self, device: torch.device | str) -> TaggerBatch:
+        return TaggerBatch(
+            self.words.to(device),
+            self.chars.to(device),
+            self.char_lengths.to(device),
+            self.tags.to(device),
+        )
+
+
+class CharFeatures(nn.Module):
+    """One vector (N, F) per word from its characters (N, C) with lengths (N,) >= 1."""
+
+    def __init__(self, cfg: TaggerConfig, num_chars: int) -> None:
+        super().__init__()
+        self.kind = cfg.chars
+        self.embedding = nn.Embedding(num_chars, cfg.char_embedding_size, padding_idx=0)
+        self.conv: MaskedConv1d | None = None
+        self.lstm: Recurrent | None = None
+        if cfg.chars == "cnn":
+            self.conv = MaskedConv1d(
+                cfg.char_embedding_size, cfg.char_hidden_size, cfg.char_width, padding="same"
+            )
+            self.output_size = cfg.char_hidden_size
+        else:
+            self.lstm = Recurrent(
+                "lstm", cfg.char_embedding_size, cfg.char_hidden_size, bidirectional=True
+            )
+            self.output_size = 2 * cfg.char_hidden_size
+
+    def forward(self, chars: Tensor, lengths: Tensor) -> Tensor:
+        embedded = self.embedding(chars)  # (N, C, Ec)
+        mask = torch.arange(chars.shape[1], device=chars.device) < lengths.unsqueeze(1)
+        if self.conv is not None:
+            features, out_mask = self.conv(embedded.transpose(1, 2), mask)  # (N, F, C)
+            return masked_max_over_time(features, out_mask)
+        assert self.lstm is not None
+        output, _ = self.lstm(embedded, lengths=lengths.cpu())
+        return last_state(output, lengths, bidirectional=True)
+
+
+class Tagger(nn.Module):
+    """``Tagger(cfg, num_words, num_chars, num_tags, unk_index)``; word id 0 is padding."""
+
+    def __init__(
+        self, cfg: TaggerConfig, num_words: int, num_chars: int, num_tags: int, unk_index: int
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.unk_index = unk_index
+        self.embedding = nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
+        self.chars = CharFeatures(cfg, num_chars) if cfg.chars != "none" else None
+        input_size = cfg.embedding_size + (self.chars.output_size if self.chars else 0)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = Recurrent(
+            cfg.cell,
+            input_size,
+            cfg.hidden_size,
+            cfg.num_layers,
+            dropout=cfg.dropout,
+            bidirectional=cfg.bidirectional,
+        )
+        directions = 2 if cfg.bidirectional else 1
+        self.proj = nn.Linear(directions * cfg.hidden_size, num_tags)
+        self.crf = CRF(num_tags) if cfg.output == "crf" else None
+
+    def emissions(self, batch: TaggerBatch) -> Tensor:
+        """Tag scores (B, T, K)."""
+        ids, lengths, mask = batch.words
+        if self.training and self.cfg.word_dropout > 0:
+            drop = torch.rand(ids.shape, device=ids.device) < self.cfg.word_dropout
+            ids = ids.masked_fill(drop & mask, self.unk_index)
+        inputs = self.embedding(ids)  # (B, T, E)
+        if self.chars is not None:
+            # only the real words: (N, C) with N = number of tokens in the batch
+            feats = self.chars(batch.chars[mask], batch.char_lengths[mask])  # (N, F)
+            grid = feats.new_zeros(*ids.shape, feats.shape[1])  # (B, T, F)
+            grid[mask] = feats
+            inputs = torch.cat([inputs, grid], dim=2)
+        output, _ = self.rnn(self.dropout(inputs), lengths=lengths.cpu())  # (B, T, D·H)
+        return self.proj(self.dropout(output))
+
+    def loss(self, batch: TaggerBatch) -> LossOutput:
+        """Mean negative log-likelihood per token (tags of -1 are left out)."""
+        scores = self.emissions(batch)
+        known = batch.tags >= 0
+        tokens = int(known.sum())
+        if self.crf is None:
+            loss = F.cross_entropy(scores.flatten(0, 1), batch.tags.flatten(), ignore_index=-1)
+            return LossOutput(loss, tokens)
+        mask = batch.words.mask
+        if not bool((known == mask).all()):
+            raise ConfigError("CRF loss needs every tag known; evaluate unknown tags by accuracy")
+        nll = self.crf.nll(scores, batch.tags.clamp(min=0), mask)  # (B,)
+        return LossOutput(nll.sum() / max(tokens, 1), tokens)
+
+    def predict(self, batch: TaggerBatch) -> Tensor:
+        """Tag ids (B, T), 0 at padding (argmax, or Viterbi with a CRF)."""
+        scores = self.emissions(batch)
+        mask = batch.words.mask
+        if self.crf is None:
+            return scores.argmax(dim=2).masked_fill(~mask, 0)
+        return self.crf.decode(scores, mask)
+
+
+def build_tagger(
+    cfg: TaggerConfig, num_words: int, num_chars: int, num_tags: int, unk_index: int
+) -> Tagger:
+    if cfg.name != "tagger":
+        raise ConfigError(f"unknown tagging model {cfg.name!r} (known: tagger)")
+    return Tagger(cfg, num_words, num_chars, num_tags, unk_index)

@@ -1,0 +1,299 @@
+"""Sentence classification (task ``classify``): SST (5-class or binary) and MR with folds.
+
+* ``dataset: sst``: the PTB-style trees of the Stanford Sentiment Treebank. ``labels:
+  fine`` keeps the 5 classes; ``binary`` maps 0-1 to negative, 3-4 to positive and leaves
+  out neutral (2) sentences and phrases. With ``phrases: true`` training uses every
+  labelled phrase of the training trees (unique phrase texts, as Kim (2014) did) instead of
+  the sentences only; dev and test are always whole sentences.
+* ``dataset: rt_polarity``: MR (Pang & Lee, 2005), with ``eval.folds = 10`` for 10-fold
+  cross-validation (splits as in ``bow_classify``); empty lines are left out and counted.
+
+Counts of what was read, kept and left out are written to ``RUN_DIR/data_report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from rich.console import Console
+from torch import nn
+from torch.nn import functional as F
+
+from seqlab.config import ExperimentConfig
+from seqlab.data.batching import bucket_batches, pad_batch
+from seqlab.data.readers import Tree, read_polarity, read_trees
+from seqlab.data.sources import resolve
+from seqlab.data.vocab import Vocab
+from seqlab.embeddings.pretrained import load_pretrained
+from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.models.classifier import (
+    ClassifyBatch,
+    RNNClassifierConfig,
+    TextCNN,
+    TextCNNConfig,
+    build_classifier,
+)
+from seqlab.registry import Registry
+from seqlab.tasks.base import Task
+from seqlab.tasks.bow_classify import split_indices
+from seqlab.train.checkpoint import atomic_write_text
+from seqlab.train.trainer import contract
+
+VOCAB_FILE = "vocab.json"
+LABELS_FILE = "labels.json"
+REPORT_FILE = "data_report.json"
+FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
+BINARY_LABELS = ["negative", "positive"]
+
+
+@dataclass(frozen=True)
+class ClassifyDataConfig:
+    dataset: str = "sst"
+    """``sst`` (trees), ``rt_polarity`` (MR), or a labelled-lines file ``label<TAB>text``."""
+    labels: Literal["fine", "binary"] = "binary"
+    phrases: bool = False
+    lowercase: bool = True
+    min_count: int = 1
+    max_length: int = 100
+    """Longer sentences are cut to this many words (counted in data_report.json)."""
+    encoding: str = "cp1252"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 1234
+    eval_batch_size: int = 500
+
+    def validate(self) -> None:
+        if self.max_length < 1:
+            raise ConfigError("data.max_length must be >= 1")
+
+
+CLASSIFY_MODELS: Registry[type] = Registry("classification model")
+CLASSIFY_MODELS.register("cnn", TextCNNConfig)
+CLASSIFY_MODELS.register("rnn", RNNClassifierConfig)
+
+Examples = tuple[list[list[str]], list[int]]
+"""(tokens per example, label index per example)"""
+
+
+@dataclass
+class ClassifyData:
+    vocab: Vocab
+    labels: list[str]
+    splits: dict[str, Examples]
+    report: dict[str, int]
+
+
+def _sst_label(label: int, scheme: str) -> int | None:
+    if scheme == "fine":
+        return label
+    return None if label == 2 else int(label > 2)
+
+
+def load_sst(
+    dcfg: ClassifyDataConfig, report: dict[str, int], splits: Sequence[str]
+) -> dict[str, Examples]:
+    roles = {"train": "train", "val": "dev", "test": "test"}
+    result: dict[str, Examples] = {}
+    for split in splits:
+        trees = list(read_trees(resolve(dcfg.dataset, roles[split])))
+        nodes: list[Tree] = trees
+        if split == "train" and dcfg.phrases:
+            seen: set[tuple[str, ...]] = set()
+            nodes = []
+            for node in (p for tree in trees for p in tree.phrases()):
+                key = tuple(node.leaves())
+                if key not in seen:
+                    seen.add(key)
+                    nodes.append(node)
+        tokens, labels = [], []
+        for node in nodes:
+            label = _sst_label(node.label, dcfg.labels)
+            if label is not None:
+                tokens.append(node.leaves())
+                labels.append(label)
+        report[f"{split}_read"] = len(nodes)
+        report[f"{split}_neutral_left_out"] = len(nodes) - len(labels)
+        result[split] = (tokens, labels)
+    return result
+
+
+def load_flat(
+    dcfg: ClassifyDataConfig, report: dict[str, int]
+) -> tuple[list[list[str]], list[str]]:
+    """MR or a labelled-lines file: (tokens, label names)."""
+    if dcfg.dataset == "rt_polarity":
+        examples, skipped = read_polarity(
+            resolve("rt_polarity", "pos"), resolve("rt_polarity", "neg"), encoding=dcfg.encoding
+        )
+        report["empty_lines_left_out"] = skipped
+        return [t.split() for t, _ in examples], ["pos" if y == 1 else "neg" for _, y in examples]
+    tokens, names = [], []
+    path = resolve(dcfg.dataset)
+    with open(path, encoding=dcfg.encoding) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                report["empty_lines_left_out"] = report.get("empty_lines_left_out", 0) + 1
+                continue
+            if "\t" not in line:
+                raise DataError(f"{path}:{number}: expected 'label<TAB>text'")
+            label, text = line.rstrip("\n").split("\t", 1)
+            tokens.append(text.split())
+            names.append(label)
+    if not tokens:
+        raise DataError(f"{path}: empty corpus (no labelled lines)")
+    return tokens, names
+
+
+class SentenceClassifyTask(Task):
+    name = "classify"
+    data_config = ClassifyDataConfig
+    models = CLASSIFY_MODELS
+    default_model = "cnn"
+    supports_folds = True
+
+    def setup(
+        self, cfg: ExperimentConfig, run_dir: Path, *, train: bool, fold: int | None = None
+    ) -> ClassifyData:
+        dcfg: ClassifyDataConfig = cfg.data
+        report: dict[str, int] = {}
+        if dcfg.dataset == "sst":
+            if cfg.eval.folds > 1:
+                raise ConfigError("SST has fixed train/dev/test splits; set eval.folds: 1")
+            splits = load_sst(dcfg, report, ("train", "val", "test"))
+            label_names = FINE_LABELS if dcfg.labels == "fine" else BINARY_LABELS
+        else:
+            tokens, names = load_flat(dcfg, report)
+            label_names = sorted(set(names))
+            index = {name: i for i, name in enumerate(label_names)}
+            idx = split_indices(
+                len(tokens),
+                cfg.eval.folds,
+                fold,
+                dcfg.val_fraction,
+                dcfg.test_fraction,
+                dcfg.split_seed,
+            )
+            splits = {
+                s: ([tokens[i] for i in ids], [index[names[i]] for i in ids])
+                for s, ids in idx.items()
+                if len(ids)
+            }
+        if dcfg.lowercase:
+            splits = {s: ([[w.lower() for w in t] for t in x], y) for s, (x, y) in splits.items()}
+        for split, (tokens_, _) in splits.items():
+            report[f"{split}_examples"] = len(tokens_)
+            report[f"{split}_cut_to_max_length"] = sum(len(t) > dcfg.max_length for t in tokens_)
+            report[f"{split}_empty"] = sum(not t for t in tokens_)
+        if train:
+            counts = Counter(w for t in splits["train"][0] for w in t)
+            vocab = Vocab.from_counter(counts, min_count=dcfg.min_count)
+            vocab.save(run_dir / VOCAB_FILE)
+            atomic_write_text(run_dir / LABELS_FILE, json.dumps(label_names))
+        else:
+            vocab = Vocab.load(run_dir / VOCAB_FILE)
+            label_names = _load_labels(run_dir)
+        atomic_write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+        left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
+        if train and any(left_out.values()):
+            Console(stderr=True).print(f"data: {left_out} (see {run_dir / REPORT_FILE})")
+        return ClassifyData(vocab, label_names, splits, report)
+
+    def setup_eval(
+        self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
+    ) -> ClassifyData:
+        if data_path is not None:
+            raise ConfigError("task 'classify' does not take --data; set data.dataset instead")
+        return self.setup(cfg, run_dir, train=False)
+
+    def splits(self, data: ClassifyData) -> list[str]:
+        return [s for s in ("val", "test") if s in data.splits]
+
+    def build_model(self, cfg: ExperimentConfig, data: ClassifyData) -> nn.Module:
+        model = build_classifier(cfg.model, len(data.vocab), len(data.labels))
+        vectors = cfg.model.vectors
+        if vectors is not None:
+            static = isinstance(cfg.model, TextCNNConfig) and cfg.model.variant == "static"
+            report = load_pretrained(model.embedding, data.vocab.itos, vectors, freeze=static)
+            if isinstance(model, TextCNN) and model.static_embedding is not None:
+                load_pretrained(model.static_embedding, data.vocab.itos, vectors, freeze=True)
+            Console(stderr=True).print(report)
+        return model
+
+    def make_batch(
+        self,
+        cfg: ExperimentConfig,
+        data: ClassifyData,
+        tokens: Sequence[Sequence[str]],
+        labels: Sequence[int],
+    ) -> ClassifyBatch:
+        dcfg: ClassifyDataConfig = cfg.data
+        # an empty sentence is one <unk>, so that every example has a step
+        ids = [data.vocab.encode(t) if t else [data.vocab.unk_index] for t in tokens]
+        words = pad_batch(ids, data.vocab.pad_index, dcfg.max_length)
+        return ClassifyBatch(words, torch.tensor(list(labels), dtype=torch.long))
+
+    def train_batches(
+        self, cfg: ExperimentConfig, data: ClassifyData, epoch: int
+    ) -> Iterator[ClassifyBatch]:
+        tokens, labels = data.splits["train"]
+        order = bucket_batches(
+            [len(t) for t in tokens],
+            cfg.trainer.batch_size,
+            shuffle=True,
+            seed=cfg.trainer.seed * 100_003 + epoch,
+        )
+        for chosen in order:
+            batch = self.make_batch(
+                cfg, data, [tokens[i] for i in chosen], [labels[i] for i in chosen]
+            )
+            yield batch.to(cfg.trainer.device)
+
+    def evaluate(
+        self, cfg: ExperimentConfig, model: nn.Module, data: ClassifyData, split: str
+    ) -> dict[str, float]:
+        dcfg: ClassifyDataConfig = cfg.data
+        tokens, labels = data.splits[split]
+        was_training = model.training
+        model.eval()
+        correct, loss_sum = 0, 0.0
+        with torch.no_grad():
+            for start in range(0, len(tokens), dcfg.eval_batch_size):
+                end = start + dcfg.eval_batch_size
+                batch = self.make_batch(cfg, data, tokens[start:end], labels[start:end])
+                batch = batch.to(cfg.trainer.device)
+                out = contract(model).loss(batch)
+                loss_sum += float(out.loss) * out.n
+                correct += int((contract(model).predict(batch) == batch.labels).sum())
+        model.train(was_training)
+        return {
+            f"{split}_loss": loss_sum / len(tokens),
+            f"{split}_acc": 100.0 * correct / len(tokens),
+        }
+
+    def predict(
+        self, cfg: ExperimentConfig, model: nn.Module, data: ClassifyData, lines: Iterable[str]
+    ) -> Iterator[str]:
+        """``label<TAB>probability<TAB>text`` for each input line (whitespace tokens)."""
+        dcfg: ClassifyDataConfig = cfg.data
+        for line in lines:
+            text = line.rstrip("\n")
+            tokens = (text.lower() if dcfg.lowercase else text).split()
+            batch = self.make_batch(cfg, data, [tokens], [0]).to(cfg.trainer.device)
+            with torch.no_grad():
+                probs = F.softmax(model.logits(batch), dim=-1)[0]  # type: ignore[operator]
+            label = int(probs.argmax())
+            yield f"{data.labels[label]}\t{float(probs[label]):.4f}\t{text}"
+
+
+def _load_labels(run_dir: Path) -> list[str]:
+    path = run_dir / LABELS_FILE
+    if not path.is_file():
+        raise RunDirError(f"{path}: missing; is this a classify run dir?")
+    labels: list[str] = json.loads(path.read_text(encoding="utf-8"))
+    return labels

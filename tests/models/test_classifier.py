@@ -1,0 +1,111 @@
+"""The shared model battery for the RNN classifier (every pooling) and the text CNN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import pytest
+import torch
+
+from seqlab.data.batching import pad_batch
+from seqlab.errors import ConfigError
+from seqlab.models.classifier import (
+    ClassifyBatch,
+    RNNClassifier,
+    RNNClassifierConfig,
+    TextCNN,
+    TextCNNConfig,
+    build_classifier,
+)
+from seqlab.testing import (
+    assert_all_parameters_get_gradient,
+    assert_batch_equals_singles,
+    assert_overfits,
+    assert_save_load_identical,
+)
+
+ROWS = [[2, 3, 4, 5, 6, 7], [8, 9], [10, 11, 3], [4], [5, 6, 7, 8], [9, 10, 2, 3, 4]]
+LABELS = [0, 1, 2, 0, 1, 2]
+
+CONFIGS: dict[str, RNNClassifierConfig | TextCNNConfig] = {
+    "rnn-last": RNNClassifierConfig(embedding_size=6, hidden_size=8, dropout=0.0),
+    "rnn-mean": RNNClassifierConfig(
+        embedding_size=6, hidden_size=8, pooling="mean", cell="gru", num_layers=2
+    ),
+    "rnn-max": RNNClassifierConfig(
+        embedding_size=6, hidden_size=8, pooling="max", bidirectional=False
+    ),
+    "rnn-attention": RNNClassifierConfig(
+        embedding_size=6, hidden_size=8, pooling="attention", attention_size=5
+    ),
+    "cnn-kim": TextCNNConfig(embedding_size=6, maps=5),
+    "cnn-options": TextCNNConfig(
+        embedding_size=6,
+        maps=5,
+        widths=(2, 3),
+        layers=2,
+        stride=2,
+        dilation=2,
+        padding="same",
+        separable=True,
+        pooling="mean",
+    ),
+}
+
+
+def make_batch(rows: list[list[int]], labels: list[int]) -> ClassifyBatch:
+    return ClassifyBatch(pad_batch(rows, 0), torch.tensor(labels))
+
+
+def build(cfg: RNNClassifierConfig | TextCNNConfig) -> RNNClassifier | TextCNN:
+    torch.manual_seed(0)
+    return build_classifier(cfg, 12, 3)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_battery(name: str, tmp_path: Path) -> None:
+    cfg = CONFIGS[name]
+    model = build(cfg)
+    batch = make_batch(ROWS, LABELS)
+    assert model.logits(batch).shape == (6, 3)
+    assert_all_parameters_get_gradient(model, batch)
+    model.eval()
+    singles = [make_batch([r], [y]) for r, y in zip(ROWS, LABELS, strict=True)]
+    assert_batch_equals_singles(model.logits, batch, singles)
+    assert_save_load_identical(
+        model, lambda: build(cfg), lambda m: cast(TextCNN, m).logits(batch), tmp_path
+    )
+    assert_overfits(model, batch, steps=300, lr=0.05, below=0.05)
+    assert model.predict(batch).tolist() == LABELS
+
+
+def test_multichannel_static_channel_is_frozen(tmp_path: Path) -> None:
+    vectors = tmp_path / "v.txt"
+    words = [f"w{i}" for i in range(12)]
+    vectors.write_text("12 4\n" + "".join(f"{w} 0.1 0.2 0.3 0.4\n" for w in words))
+    from seqlab.embeddings.pretrained import load_pretrained
+
+    cfg = TextCNNConfig(variant="multichannel", vectors=str(vectors), embedding_size=4, maps=3)
+    model = build(cfg)
+    assert isinstance(model, TextCNN) and model.static_embedding is not None
+    load_pretrained(model.embedding, words, vectors)
+    load_pretrained(model.static_embedding, words, vectors, freeze=True)
+    before = model.static_embedding.weight.clone()
+    assert_overfits(model, make_batch(ROWS, LABELS), steps=5, lr=0.05, below=10.0)
+    torch.testing.assert_close(model.static_embedding.weight, before)
+    assert not model.static_embedding.weight.requires_grad
+
+
+def test_max_norm_bounds_output_rows() -> None:
+    model = build(TextCNNConfig(embedding_size=6, maps=5, max_norm=0.5))
+    assert isinstance(model, TextCNN)
+    with torch.no_grad():
+        model.out.weight.mul_(100)
+    model.logits(make_batch(ROWS, LABELS))
+    assert float(model.out.weight.detach().norm(dim=1).max()) <= 0.5 + 1e-6
+
+
+def test_pretrained_variant_needs_vectors() -> None:
+    with pytest.raises(ConfigError, match="needs model.vectors"):
+        TextCNNConfig(variant="static").validate()

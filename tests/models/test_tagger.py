@@ -1,0 +1,102 @@
+"""The shared model battery for the tagger (softmax and CRF, char-CNN and char-LSTM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import pytest
+import torch
+
+from seqlab.data.batching import pad_batch
+from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig
+from seqlab.testing import (
+    assert_all_parameters_get_gradient,
+    assert_overfits,
+    assert_save_load_identical,
+)
+
+WORDS, CHARS, TAGS = 12, 8, 4
+
+
+def make_batch(rows: list[list[int]]) -> TaggerBatch:
+    words = pad_batch(rows, 0)
+    steps = words.ids.shape[1]
+    chars = torch.zeros(len(rows), steps, 3, dtype=torch.long)
+    lengths = torch.zeros(len(rows), steps, dtype=torch.long)
+    tags = torch.full((len(rows), steps), -1, dtype=torch.long)
+    for b, row in enumerate(rows):
+        for t, word in enumerate(row):
+            n = 1 + word % 3
+            chars[b, t, :n] = torch.tensor([(word + k) % (CHARS - 1) + 1 for k in range(n)])
+            lengths[b, t] = n
+            tags[b, t] = word % TAGS
+    return TaggerBatch(words, chars, lengths, tags)
+
+
+ROWS = [[2, 3, 4, 5, 6], [7, 8], [9, 10, 11], [3]]
+CONFIGS = {
+    "softmax-cnn": TaggerConfig(hidden_size=8, embedding_size=6, char_hidden_size=5, dropout=0.0),
+    "crf-lstm": TaggerConfig(
+        hidden_size=8,
+        embedding_size=6,
+        chars="lstm",
+        char_hidden_size=4,
+        cell="gru",
+        output="crf",
+        dropout=0.0,
+    ),
+    "plain-rnn": TaggerConfig(
+        hidden_size=8, embedding_size=6, chars="none", cell="rnn_tanh", num_layers=1
+    ),
+}
+
+
+def build(cfg: TaggerConfig) -> Tagger:
+    torch.manual_seed(0)
+    return Tagger(cfg, WORDS, CHARS, TAGS, unk_index=1)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_battery(name: str, tmp_path: Path) -> None:
+    cfg = CONFIGS[name]
+    model = build(cfg)
+    batch = make_batch(ROWS)
+    assert model.emissions(batch).shape == (4, 5, TAGS)
+    assert_all_parameters_get_gradient(model, batch)
+    model.eval()
+    with torch.no_grad():  # per-token outputs (B, T, K): compare each sentence's real steps
+        together, tags = model.emissions(batch), model.predict(batch)
+        for b, row in enumerate(ROWS):
+            single = make_batch([row])
+            torch.testing.assert_close(
+                together[b, : len(row)], model.emissions(single)[0], atol=1e-5, rtol=1e-4
+            )
+            assert tags[b, : len(row)].tolist() == model.predict(single)[0].tolist()
+    assert_save_load_identical(
+        model, lambda: build(cfg), lambda m: cast(Tagger, m).emissions(batch), tmp_path
+    )
+    assert_overfits(model, batch, steps=300, lr=0.05, below=0.05)
+    assert model.predict(batch)[batch.words.mask].tolist() == batch.tags[batch.words.mask].tolist()
+
+
+def test_unknown_tags_are_left_out_of_the_softmax_loss() -> None:
+    model = build(CONFIGS["softmax-cnn"])
+    batch = make_batch(ROWS)
+    tags = batch.tags.clone()
+    tags[0, 0] = -1
+    out = model.loss(batch._replace(tags=tags))
+    assert out.n == int(batch.words.mask.sum()) - 1
+
+
+def test_word_dropout_only_in_training() -> None:
+    cfg = TaggerConfig(hidden_size=8, embedding_size=6, chars="none", word_dropout=0.99)
+    model = build(cfg)
+    batch = make_batch(ROWS)
+    model.eval()
+    first = model.emissions(batch)
+    torch.testing.assert_close(model.emissions(batch), first)
+    model.train()
+    model.dropout.p = 0.0
+    model.rnn.dropout = 0.0
+    assert not torch.allclose(model.emissions(batch), first)

@@ -1,0 +1,112 @@
+"""Task ``classify`` end to end on tiny files: CLI train (k folds)/eval/predict, SST loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from seqlab.cli import app
+from seqlab.config import load_config
+from seqlab.errors import ConfigError
+from seqlab.tasks import TASKS
+from seqlab.tasks.sentence_classify import ClassifyDataConfig, SentenceClassifyTask, load_sst
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+POS = ["a fine moving film", "great acting", "funny and wise", "a joy", "smart and lovely"]
+NEG = ["a dull tired mess", "bad acting", "boring and stupid", "a chore", "dumb and tedious"]
+
+
+@pytest.fixture(autouse=True)
+def register(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TASKS._items, "classify", SentenceClassifyTask())
+
+
+def write_config(tmp_path: Path, model: dict[str, object], folds: int = 1) -> Path:
+    data = tmp_path / "reviews.tsv"
+    lines = [f"pos\t{t}" for t in POS] + [f"neg\t{t}" for t in NEG]
+    data.write_text("\n".join(lines * 4) + "\n\n\n", encoding="utf-8")  # 2 empty lines
+    cfg = {
+        "task": "classify",
+        "data": {
+            "dataset": str(data),
+            "encoding": "utf-8",
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+        },
+        "model": model,
+        "optim": {"name": "adam", "lr": 0.01},
+        "trainer": {"epochs": 10, "batch_size": 8, "progress": False},
+        "eval": {"metric": "val_acc", "mode": "max", "folds": folds},
+    }
+    path = tmp_path / "cls.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def last_json(output: str) -> dict[str, float]:
+    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def test_cnn_cross_validation_eval_predict(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path,
+        {"name": "cnn", "embedding_size": 16, "maps": 8, "widths": [1, 2], "dropout": 0.0},
+        folds=2,
+    )
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.output)
+    assert metrics["folds"] == 2 and metrics["test_acc"] >= 80.0
+    report = json.loads((run / "fold0" / "data_report.json").read_text())
+    assert report["empty_lines_left_out"] == 2  # counted, not silently dropped
+    result = runner.invoke(app, ["eval", str(run), "--json"])
+    assert result.exit_code == 0 and "test_acc_std" in last_json(result.output)
+    source = tmp_path / "in.txt"
+    source.write_text("great and lovely\nboring mess\n")
+    result = runner.invoke(app, ["predict", str(run), str(source)])
+    assert result.exit_code == 0, result.output
+    assert [line.split("\t")[0] for line in result.output.splitlines()] == ["pos", "neg"]
+
+
+def test_rnn_attention_trains(tmp_path: Path) -> None:
+    model = {"name": "rnn", "embedding_size": 8, "hidden_size": 8, "pooling": "attention"}
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(write_config(tmp_path, model)), "--out", str(run), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output)["val_acc"] >= 0.0
+
+
+def test_sst_phrases_and_binary_labels(shared_data: Path) -> None:
+    report: dict[str, int] = {}
+    binary = ClassifyDataConfig(labels="binary", phrases=True)
+    splits = load_sst(binary, report, ("val", "test"))
+    tokens, labels = splits["test"]
+    assert len(tokens) == 1821 and set(labels) == {0, 1}  # 2,210 - 389 neutral
+    assert report["test_neutral_left_out"] == 389
+    assert len(splits["val"][0]) == 872  # dev sentences only, even with phrases: true
+    fine = load_sst(ClassifyDataConfig(labels="fine"), {}, ("test",))
+    assert len(fine["test"][0]) == 2210 and set(fine["test"][1]) == {0, 1, 2, 3, 4}
+
+
+def test_configs_load_and_sst_refuses_folds() -> None:
+    for name in (
+        "sst2_cnn_rand",
+        "sst1_cnn_rand",
+        "mr_cnn_rand",
+        "sst2_bilstm",
+        "sst2_cnn_nonstatic",
+    ):
+        cfg = load_config(REPO / "configs" / f"{name}.yaml")
+        assert cfg.task == "classify"
+    cfg = load_config(REPO / "configs" / "sst2_cnn_rand.yaml", ["eval.folds=2"])
+    with pytest.raises(ConfigError, match="fixed train/dev/test"):
+        SentenceClassifyTask().setup(cfg, Path("."), train=True)

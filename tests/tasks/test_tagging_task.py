@@ -1,0 +1,172 @@
+"""Task ``tagging`` end to end on tiny files: CLI train/eval/predict, BIO, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from seqlab.analysis.confusion import plot_confusion
+from seqlab.cli import app
+from seqlab.config import load_config
+from seqlab.errors import DataError
+from seqlab.tasks import TASKS
+from seqlab.tasks.tagging import TaggingTask, read_columns, tag_report
+
+runner = CliRunner()
+
+SENTENCES = [
+    [("the", "DET"), ("dog", "NOUN"), ("runs", "VERB"), (".", "PUNCT")],
+    [("a", "DET"), ("cat", "NOUN"), ("sleeps", "VERB")],
+    [("the", "DET"), ("cat", "NOUN"), ("runs", "VERB"), (".", "PUNCT")],
+    [("dogs", "NOUN"), ("sleep", "VERB"), (".", "PUNCT")],
+]
+
+
+def conllu(sentences: list[list[tuple[str, str]]], lemma: str = "_") -> str:
+    blocks = []
+    for i, sentence in enumerate(sentences):
+        lines = [f"# sent_id = s{i}"]
+        for j, (word, tag) in enumerate(sentence, 1):
+            lines.append(f"{j}\t{word}\t{lemma}\t{tag}\tX{tag}\t_\t0\troot\t_\t_")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def register(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TASKS._items, "tagging", TaggingTask())
+
+
+def write_config(tmp_path: Path, **data: object) -> Path:
+    train = tmp_path / "train.conllu"
+    train.write_text(conllu(SENTENCES * 3))
+    (tmp_path / "dev.conllu").write_text(conllu(SENTENCES[:2]))
+    cfg = {
+        "task": "tagging",
+        "data": {
+            "train": str(train),
+            "dev": str(tmp_path / "dev.conllu"),
+            "test": str(tmp_path / "dev.conllu"),
+        }
+        | data,
+        "model": {
+            "name": "tagger",
+            "embedding_size": 8,
+            "hidden_size": 16,
+            "char_hidden_size": 8,
+            "dropout": 0.0,
+        },
+        "optim": {"name": "adam", "lr": 0.03},
+        "trainer": {"epochs": 15, "batch_size": 4, "progress": False},
+        "eval": {"metric": "val_acc", "mode": "max"},
+    }
+    path = tmp_path / "tag.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def last_json(output: str) -> dict[str, float]:
+    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def test_cli_train_eval_predict_round_trip(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.output)
+    assert metrics["test_acc"] == 100.0
+    assert metrics["val_oov_rate"] == 0.0 and metrics["test_long_sentences"] == 0.0
+    side = json.loads((run / "tags_test.json").read_text())
+    assert side["per_tag"]["NOUN"]["f1"] == 1.0
+    assert plot_confusion(run, tmp_path / "c.png").stat().st_size > 0
+
+    result = runner.invoke(app, ["eval", str(run), "--json"])
+    assert result.exit_code == 0 and last_json(result.output)["test_acc"] == 100.0
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text("the dog sleeps .\n\na cat runs\n")
+    result = runner.invoke(app, ["predict", str(run), str(raw)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+    assert [(r[1], r[3]) for r in rows] == [
+        ("the", "DET"),
+        ("dog", "NOUN"),
+        ("sleeps", "VERB"),
+        (".", "PUNCT"),
+        ("a", "DET"),
+        ("cat", "NOUN"),
+        ("runs", "VERB"),
+    ]
+
+    given = tmp_path / "in.conllu"
+    given.write_text(conllu([[(w, "_") for w, _ in SENTENCES[1]]], lemma="LEM"))
+    result = runner.invoke(app, ["predict", str(run), str(given)])
+    assert result.exit_code == 0, result.output
+    assert "# sent_id = s0" in result.output
+    tokens = [line.split("\t") for line in result.output.splitlines() if "\t" in line]
+    assert [t[3] for t in tokens] == ["DET", "NOUN", "VERB"]
+    assert all(t[2] == "LEM" and t[7] == "root" for t in tokens)  # other columns kept
+
+
+def test_long_sentences_unknown_tags_and_broken_lines(tmp_path: Path) -> None:
+    cfg_path = write_config(tmp_path, max_length=2)
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(cfg_path), "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.output)
+    assert metrics["val_long_sentences"] == 2.0  # tagged in pieces, every token counted
+
+    odd = tmp_path / "odd.conllu"
+    odd.write_text(conllu([[("the", "DET"), ("dog", "INTJ")]]))
+    result = runner.invoke(app, ["eval", str(run), "--data", str(odd), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.output)
+    assert metrics["test_unknown_tags"] == 1.0 and metrics["test_acc"] <= 50.0
+
+    broken = tmp_path / "broken.conllu"
+    broken.write_text("1\tthe\t_\tDET\n")
+    result = runner.invoke(app, ["eval", str(run), "--data", str(broken)])
+    assert result.exit_code != 0
+    assert "broken.conllu:1" in result.output and "Traceback" not in result.output
+
+
+def test_bio_columns_and_span_f1(tmp_path: Path) -> None:
+    data = tmp_path / "ner.txt"
+    data.write_text("-DOCSTART- O\n\n" + "John B-PER\nSmith I-PER\nvisits O\nParis B-LOC\n\n" * 4)
+    cfg = yaml.safe_load(write_config(tmp_path).read_text())
+    cfg["data"] = {
+        "train": str(data),
+        "dev": str(data),
+        "test": str(data),
+        "format": "columns",
+        "scheme": "bio",
+    }
+    path = tmp_path / "ner.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.output)
+    assert metrics["test_span_f1"] == 100.0 and metrics["test_acc"] == 100.0
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("John B-PER\nvisits\n")
+    with pytest.raises(DataError, match="bad.txt:2"):
+        list(read_columns(bad, 0, 1))
+
+
+def test_tag_report_counts() -> None:
+    per_tag, (labels, matrix) = tag_report(["A", "A", "B", "C"], ["A", "B", "B", "A"], ["A", "B"])
+    assert labels == ["A", "B", "C"]
+    assert matrix == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert per_tag["A"]["precision"] == 0.5 and per_tag["B"]["recall"] == 1.0
+    assert per_tag["C"]["f1"] == 0.0
+
+
+def test_ewt_config_dry_run(tmp_path: Path) -> None:
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "ewt_upos.yaml")
+    assert cfg.task == "tagging" and cfg.eval.metric == "val_acc"
