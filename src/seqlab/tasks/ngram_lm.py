@@ -249,7 +249,11 @@ class NGramLMTask(Task):
         return metrics
 
     def load_trained(
-        self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None = None
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        data_path: str | None = None,
+        fold: int | None = None,
     ) -> tuple[Any, NGramData]:
         data = self.setup_eval(cfg, run_dir, data_path)
         model = NGramLM.load(run_dir / BEST_WEIGHTS)

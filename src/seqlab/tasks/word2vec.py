@@ -239,7 +239,11 @@ class Word2VecTask(Task):
         return metrics
 
     def load_trained(
-        self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None = None
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        data_path: str | None = None,
+        fold: int | None = None,
     ) -> tuple[nn.Module, EvalFiles]:
         return WordVectorsModel(load_run_vectors(run_dir)), self.setup_eval(cfg, run_dir, data_path)
 
