@@ -8,6 +8,7 @@ A run dir holds ``config.yaml``, ``metrics.jsonl`` (one line per evaluation),
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import statistics
@@ -23,6 +24,15 @@ from seqlab.train.checkpoint import atomic_write_text
 from seqlab.train.trainer import CHECKPOINT
 
 CONFIG_FILE = "config.yaml"
+RESUMABLE = (
+    "epochs",
+    "max_steps",
+    "max_minutes",
+    "threads",
+    "progress",
+    "log_every",
+    "tensorboard",
+)
 METRICS_FILE = "metrics.json"
 
 
@@ -99,15 +109,15 @@ def train(
 
 
 def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentConfig:
-    """The run's own config; only ``trainer.epochs`` / ``max_steps`` may be extended."""
+    """The run's own config; only the trainer settings that do not change what is learned
+    (``RESUMABLE``: how long, threads, logging) may differ from the saved ones."""
     saved = load_run_config(run_dir)
-    trainer = saved.trainer
-    if requested.trainer != saved.trainer:
-        import dataclasses
-
-        trainer = dataclasses.replace(
-            saved.trainer, epochs=requested.trainer.epochs, max_steps=requested.trainer.max_steps
-        )
+    changes = {
+        key: getattr(requested.trainer, key)
+        for key in RESUMABLE
+        if getattr(requested.trainer, key) != getattr(saved.trainer, key)
+    }
+    trainer = dataclasses.replace(saved.trainer, **changes)
     cfg = saved.replace(trainer=trainer)
     save_config(cfg, run_dir / CONFIG_FILE)
     return cfg

@@ -20,7 +20,7 @@ from seqlab.config import ExperimentConfig
 from seqlab.errors import ConfigError
 from seqlab.registry import Registry
 from seqlab.train.checkpoint import load_weights
-from seqlab.train.trainer import BEST_WEIGHTS, Trainer, seed_everything
+from seqlab.train.trainer import BEST_WEIGHTS, Trainer, seed_everything, set_threads
 
 
 class Task(ABC):
@@ -72,6 +72,7 @@ class Task(ABC):
     ) -> dict[str, float]:
         """Train in ``run_dir`` and return the final metrics of the best weights."""
         seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
+        set_threads(cfg.trainer.threads)
         data = self.setup(cfg, run_dir, train=not resume, fold=fold)
         model = self.build_model(cfg, data).to(cfg.trainer.device)
         trainer = Trainer(

@@ -64,6 +64,13 @@ class Interrupted(Exception):
     """Ctrl-C during training: the state was saved and training can be resumed."""
 
 
+def set_threads(threads: int) -> None:
+    """Set torch's intra-op threads (0 keeps torch's default). On a loaded machine one
+    thread per process avoids OpenMP workers spinning against each other."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
