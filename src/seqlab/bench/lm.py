@@ -2,7 +2,7 @@
 
 Both sides train the same network (embedding 200, 2x200 LSTM, linear decoder; batch 20,
 BPTT 35, SGD lr 1, gradient norm clipped at 5) on the same PTB windows in the same
-process, alternating blocks of steps so that machine noise hits both alike. seqlab's side
+process, alternating single steps so that machine noise hits both alike. seqlab's side
 is its real training step (``Trainer``: the model contract, penalty hook, clipping,
 schedule) on its own ``RNNLM``; the plain side is pytorch/examples' word_language_model
 written out: ``nn.Embedding`` + ``nn.LSTM`` + ``nn.Linear`` and a hand-written step.
@@ -75,15 +75,16 @@ def run(quick: bool = False, steps: int | None = None, rounds: int = 3) -> dict[
         for batch in batches[:5]:  # warm up both
             trainer._train_step(batch)
             hidden = _plain_step(plain, plain_opt, batch, hidden)
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for batch in batches[5:]:
-                trainer._train_step(batch)
-            seqlab_time += time.perf_counter() - start
-            start = time.perf_counter()
-            for batch in batches[5:]:
-                hidden = _plain_step(plain, plain_opt, batch, hidden)
-            plain_time += time.perf_counter() - start
+        for round_index in range(rounds):
+            for batch in batches[5:]:  # alternate step by step; who goes first alternates
+                for side in (0, 1) if round_index % 2 == 0 else (1, 0):
+                    start = time.perf_counter()
+                    if side == 0:
+                        trainer._train_step(batch)
+                        seqlab_time += time.perf_counter() - start
+                    else:
+                        hidden = _plain_step(plain, plain_opt, batch, hidden)
+                        plain_time += time.perf_counter() - start
     tokens = rounds * sum(b.targets.numel() for b in batches[5:])
     seqlab_rate, plain_rate = tokens / seqlab_time, tokens / plain_time
     return {
