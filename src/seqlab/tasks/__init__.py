@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seqlab.registry import Registry
+from seqlab.tasks.autoencoder import AutoencoderTask
 from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import BowClassifyTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
@@ -20,5 +21,6 @@ TASKS.register("lm_ngram", NGramLMTask())
 TASKS.register("word2vec", Word2VecTask())
 TASKS.register("tagging", TaggingTask())
 TASKS.register("classify", SentenceClassifyTask())
+TASKS.register("ae_bow", AutoencoderTask())
 
 __all__ = ["TASKS", "Task"]

@@ -1,0 +1,569 @@
+"""The ``ae_bow`` task: autoencoders on bag-of-words vectors, judged by a linear probe.
+
+Data: the sentences of MR (or any labelled-lines file), split as in ``bow_classify``
+(:func:`~seqlab.tasks.bow_classify.split_indices`, k-fold with ``eval.folds``). Each
+sentence becomes a binary vector over the ``data.max_features`` most frequent words of the
+training split (other words are dropped): a dense (N, D) tensor.
+
+Training. ``dense``, ``sparse``, ``denoising`` and ``vae`` models learn from every
+training sentence without its label, through the one Trainer; ``val_loss`` is their
+objective on the validation sentences and selects the best weights. ``stacked`` is first
+pretrained greedily layer by layer on every training sentence (``model.pretrain_epochs``
+epochs per layer, Adam with ``model.pretrain_lr``; reported as ``layer{l}_error_before``
+and ``layer{l}_error_after``), then fine-tuned as a classifier by the Trainer.
+
+Few labels. Only ``data.labels`` training examples keep their label (a random subset drawn
+with ``trainer.seed``; null: all of them), and no other label is used to train or select
+anything. For the autoencoders, a multinomial logistic regression (:class:`LinearProbe`)
+is fitted on the codes of those examples, its L2 strength chosen by 5-fold
+cross-validation on them; ``val_acc`` / ``test_acc`` are its accuracy on the codes of the
+val / test sentences. The stacked model classifies by itself: it is fine-tuned on 80% of
+the labelled examples and the other 20% choose the epoch (``heldout_acc``, which its
+config names as ``eval.metric``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, cast
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import Tensor, nn
+
+from seqlab.config import ExperimentConfig
+from seqlab.data.tokenize import build_tokenizer
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.nn.autoencoder import (
+    Activation,
+    Autoencoder,
+    DenoisingAutoencoder,
+    LabelledBatch,
+    Noise,
+    Reconstruction,
+    SparseAutoencoder,
+    StackedAutoencoder,
+    VariationalAutoencoder,
+)
+from seqlab.registry import Registry
+from seqlab.tasks.base import Task
+from seqlab.tasks.bow_classify import BowDataConfig, load_examples, split_indices
+from seqlab.train.checkpoint import atomic_write_text, load_weights
+from seqlab.train.trainer import BEST_WEIGHTS, Trainer, contract, seed_everything
+
+VOCAB_FILE = "vocab.json"
+LABELS_FILE = "labels.json"
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+"""L2 strengths the linear probe chooses from (on features scaled to unit mean variance)."""
+PROBE_FOLDS = 5
+HELDOUT_FRACTION = 0.2
+"""Share of the labelled examples that choose the stacked model's fine-tuning epoch."""
+CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class AEDataConfig:
+    dataset: str = "rt_polarity"
+    """``rt_polarity`` (MR, cp1252), or a path to a labelled-lines file ``label<TAB>text``."""
+    encoding: str = "cp1252"
+    tokenizer: Literal["whitespace", "word"] = "whitespace"
+    lowercase: bool = True
+    max_features: int = 2000
+    """D: the input is word presence over the most frequent training words."""
+    labels: int | None = None
+    """Labelled training examples for the downstream classifier (null: all)."""
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 1234
+
+    def validate(self) -> None:
+        if not 0.0 < self.val_fraction < 0.5 or not 0.0 <= self.test_fraction < 0.5:
+            raise ConfigError("data.val_fraction must be in (0, 0.5), test_fraction in [0, 0.5)")
+        if self.max_features < 1:
+            raise ConfigError("data.max_features must be positive")
+        if self.labels is not None and self.labels < PROBE_FOLDS:
+            raise ConfigError(f"data.labels must be at least {PROBE_FOLDS} (or null for all)")
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """Autoencoder D -> K -> D (``seqlab.nn.autoencoder.Autoencoder``)."""
+
+    name: str = "dense"
+    code_size: int = 100
+    activation: Activation = "sigmoid"
+    tied: bool = False
+    loss: Reconstruction = "bce"
+
+
+@dataclass(frozen=True)
+class SparseConfig:
+    """Autoencoder with ``l1`` * |code|_1 added to the loss."""
+
+    name: str = "sparse"
+    code_size: int = 100
+    activation: Activation = "relu"
+    tied: bool = False
+    loss: Reconstruction = "bce"
+    l1: float = 1e-2
+
+
+@dataclass(frozen=True)
+class DenoisingConfig:
+    """Autoencoder reconstructing x from a corrupted copy (``mask``: p = noise_level;
+    ``gaussian``: std = noise_level)."""
+
+    name: str = "denoising"
+    code_size: int = 100
+    activation: Activation = "sigmoid"
+    tied: bool = False
+    loss: Reconstruction = "bce"
+    noise: Noise = "mask"
+    noise_level: float = 0.3
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Variational autoencoder; the code is the posterior mean."""
+
+    name: str = "vae"
+    code_size: int = 100
+    hidden_size: int | None = 500
+    activation: Activation = "tanh"
+    loss: Reconstruction = "bce"
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class StackedConfig:
+    """Deep encoder pretrained layer by layer, then fine-tuned with a softmax head."""
+
+    name: str = "stacked"
+    hidden_sizes: tuple[int, ...] = (500, 100)
+    activation: Activation = "sigmoid"
+    tied: bool = False
+    loss: Reconstruction = "bce"
+    noise_level: float = 0.0
+    """Masking noise of each layer's autoencoder in pretraining (0: plain autoencoders)."""
+    dropout: float = 0.5
+    pretrain_epochs: int = 10
+    pretrain_lr: float = 1e-3
+
+
+AEConfig = DenseConfig | SparseConfig | DenoisingConfig | VAEConfig | StackedConfig
+
+AE_MODELS: Registry[type] = Registry("autoencoder model")
+AE_MODELS.register("dense", DenseConfig)
+AE_MODELS.register("sparse", SparseConfig)
+AE_MODELS.register("denoising", DenoisingConfig)
+AE_MODELS.register("vae", VAEConfig)
+AE_MODELS.register("stacked", StackedConfig)
+
+
+def build_autoencoder(cfg: AEConfig, input_size: int, num_classes: int) -> nn.Module:
+    if isinstance(cfg, DenseConfig):
+        return Autoencoder(input_size, cfg.code_size, cfg.activation, cfg.tied, cfg.loss)
+    if isinstance(cfg, SparseConfig):
+        return SparseAutoencoder(
+            input_size, cfg.code_size, cfg.activation, cfg.tied, cfg.loss, l1=cfg.l1
+        )
+    if isinstance(cfg, DenoisingConfig):
+        return DenoisingAutoencoder(
+            input_size,
+            cfg.code_size,
+            cfg.activation,
+            cfg.tied,
+            cfg.loss,
+            noise=cfg.noise,
+            noise_level=cfg.noise_level,
+        )
+    if isinstance(cfg, VAEConfig):
+        return VariationalAutoencoder(
+            input_size, cfg.code_size, cfg.hidden_size, cfg.activation, cfg.loss, cfg.beta
+        )
+    return StackedAutoencoder(
+        input_size,
+        cfg.hidden_sizes,
+        num_classes,
+        cfg.activation,
+        cfg.tied,
+        cfg.loss,
+        dropout=cfg.dropout,
+        noise_level=cfg.noise_level,
+    )
+
+
+class Encoder(Protocol):
+    """A model with codes: ``encode(x)`` (B, D) -> (B, K)."""
+
+    def encode(self, x: Tensor) -> Tensor: ...
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class AEData:
+    vocab: Vocab
+    """The D input words (no specials)."""
+    labels: list[str]
+    inputs: dict[str, Tensor]
+    """split -> (N, D) bool word presence"""
+    targets: dict[str, Tensor]
+    """split -> (N,) class index"""
+    labelled: Tensor
+    """(L,) indices into the train split of the examples whose labels may be used"""
+
+
+def labelled_subset(n_train: int, labels: int | None, seed: int) -> Tensor:
+    """(L,) the training examples that keep their labels, in a random order (seeded)."""
+    if labels is not None and labels > n_train:
+        raise ConfigError(f"data.labels={labels} but the training split has {n_train} examples")
+    order = np.random.default_rng(seed).permutation(n_train)
+    return torch.from_numpy(order[: labels or n_train].copy())
+
+
+def bow_matrix(sentences: list[list[str]], vocab: Vocab) -> Tensor:
+    """(N, D) bool: word d occurs in sentence n (words outside ``vocab`` are dropped)."""
+    rows, cols = [], []
+    for row, tokens in enumerate(sentences):
+        ids = {vocab.stoi[t] for t in tokens if t in vocab.stoi}
+        rows.extend([row] * len(ids))
+        cols.extend(sorted(ids))
+    matrix = torch.zeros(len(sentences), len(vocab), dtype=torch.bool)
+    matrix[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)] = True
+    return matrix
+
+
+def load_data(
+    cfg: ExperimentConfig, *, fold: int | None = None, vocab: Vocab | None = None
+) -> AEData:
+    """Read, split and vectorize the data of ``cfg``; the vocabulary is built from the
+    training split unless given; label names are sorted."""
+    dcfg: AEDataConfig = cfg.data
+    texts, labels, _ = load_examples(BowDataConfig(dataset=dcfg.dataset, encoding=dcfg.encoding))
+    tokenizer = build_tokenizer(dcfg.tokenizer)
+    tokens = [tokenizer.encode(t.lower() if dcfg.lowercase else t) for t in texts]
+    idx = split_indices(
+        len(texts), cfg.eval.folds, fold, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed
+    )
+    if vocab is None:
+        vocab = Vocab.build(
+            (tokens[i] for i in idx["train"]), specials=(), max_size=dcfg.max_features
+        )
+    names = sorted(set(labels))
+    index = {name: i for i, name in enumerate(names)}
+    inputs = {s: bow_matrix([tokens[i] for i in ids], vocab) for s, ids in idx.items() if len(ids)}
+    targets = {
+        s: torch.tensor([index[labels[i]] for i in ids], dtype=torch.long)
+        for s, ids in idx.items()
+        if len(ids)
+    }
+    if len(names) < 2:
+        raise DataError(f"{dcfg.dataset}: needs at least two labels, found {names}")
+    labelled = labelled_subset(len(idx["train"]), dcfg.labels, cfg.trainer.seed)
+    return AEData(vocab, names, inputs, targets, labelled)
+
+
+def encode_all(model: nn.Module, inputs: Tensor) -> Tensor:
+    """(N, D) bool -> (N, K) codes of ``model.encode`` in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    encoder = cast(Encoder, model)
+    with torch.no_grad():
+        codes = torch.cat(
+            [encoder.encode(inputs[s : s + CHUNK].float()) for s in range(0, len(inputs), CHUNK)]
+        )
+    model.train(was_training)
+    return codes
+
+
+# ----------------------------------------------------------------------------- linear probe
+
+
+@dataclass(frozen=True)
+class LinearProbe:
+    """Multinomial logistic regression on codes: ``softmax((h / s) W^T + b)``.
+
+    s is the root-mean-square of the centered training codes (one scalar: the features keep
+    their relative scales, and one L2 grid suits every code); trained by L-BFGS on mean
+    cross-entropy + l2/2 ‖W‖². Centering would not change the fit: b is not penalized.
+    """
+
+    weight: Tensor
+    """(C, K)"""
+    bias: Tensor
+    """(C,)"""
+    scale: float
+    l2: float
+
+    def logits(self, codes: Tensor) -> Tensor:
+        """(N, K) -> (N, C)"""
+        return (codes / self.scale) @ self.weight.T + self.bias
+
+    def accuracy(self, codes: Tensor, targets: Tensor) -> float:
+        """Percent of ``codes`` (N, K) classified as ``targets`` (N,)."""
+        return 100.0 * float((self.logits(codes).argmax(-1) == targets).float().mean())
+
+
+def _logistic_regressions(
+    x: Tensor, y: Tensor, num_classes: int, l2: Tensor, mask: Tensor, iterations: int = 200
+) -> tuple[Tensor, Tensor]:
+    """P independent logistic regressions on features x (N, K), solved together by L-BFGS
+    (their objectives add up, so the joint minimum is each one's minimum): problem p fits
+    the examples where ``mask[p]`` (P, N) is True, minimizing their mean cross-entropy
+    + ``l2[p]``/2 ‖W_p‖². One pass over x serves all P. Returns W (P, C, K), b (P, C)."""
+    problems, n, k = len(l2), x.shape[0], x.shape[1]
+    weight = torch.zeros(problems, num_classes, k, requires_grad=True)
+    bias = torch.zeros(problems, num_classes, requires_grad=True)
+    share = mask.float() / mask.sum(1, keepdim=True)  # (P, N): 1/N_p on p's examples
+    index = y[:, None, None].expand(n, problems, 1)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=iterations,
+        history_size=10,
+        tolerance_change=1e-7,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        logits = (x @ weight.reshape(-1, k).T).view(n, problems, num_classes) + bias
+        nll = -logits.log_softmax(-1).gather(-1, index).squeeze(-1)  # (N, P)
+        loss = (nll.T * share).sum() + 0.5 * (l2 * weight.pow(2).sum((1, 2))).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return weight.detach(), bias.detach()
+
+
+def fit_linear_probe(
+    codes: Tensor,
+    targets: Tensor,
+    num_classes: int,
+    *,
+    l2_grid: tuple[float, ...] = L2_GRID,
+    folds: int = PROBE_FOLDS,
+) -> LinearProbe:
+    """Logistic regression on ``codes`` (N, K) with the L2 strength of ``l2_grid`` that is
+    most accurate over ``folds`` contiguous cross-validation folds (ties: the stronger L2),
+    refitted on all N. Uses only the given examples; shuffle them beforehand."""
+    codes = codes.float()
+    scale = float((codes - codes.mean(0)).pow(2).mean().sqrt()) or 1.0
+    x = codes / scale
+    strengths = sorted(l2_grid, reverse=True)
+    grid = torch.tensor(strengths)
+    fold = torch.arange(len(x)) * folds // len(x)  # (N,) contiguous folds of equal size
+    held = fold[None, :] == torch.arange(folds)[:, None]  # (F, N)
+    # Problem (i, f): strength grid[i] fitted without fold f.
+    weight, bias = _logistic_regressions(
+        x, targets, num_classes, grid.repeat_interleave(folds), ~held.repeat(len(grid), 1)
+    )
+    logits = torch.einsum("nk,pck->pnc", x, weight) + bias[:, None, :]  # (P, N, C)
+    hits = (logits.argmax(-1) == targets) & held.repeat(len(grid), 1)  # held-out hits
+    correct = hits.sum(1).view(len(grid), folds).sum(1)  # (len(grid),)
+    best = strengths[int(correct.argmax())]  # argmax takes the first: the strongest L2
+    weight, bias = _logistic_regressions(
+        x, targets, num_classes, torch.tensor([best]), torch.ones(1, len(x), dtype=torch.bool)
+    )
+    return LinearProbe(weight[0], bias[0], scale, best)
+
+
+def probe_metrics(
+    model: nn.Module | None, data: AEData, splits: list[str]
+) -> tuple[dict[str, float], LinearProbe]:
+    """``{split}_acc`` of a linear probe fitted on the labelled training codes of ``model``
+    (``None``: the raw bag-of-words vectors)."""
+
+    def codes(split: str) -> Tensor:
+        inputs = data.inputs[split]
+        return inputs.float() if model is None else encode_all(model, inputs)
+
+    train_codes = codes("train")[data.labelled]
+    train_targets = data.targets["train"][data.labelled]
+    probe = fit_linear_probe(train_codes, train_targets, len(data.labels))
+    metrics = {f"{s}_acc": probe.accuracy(codes(s), data.targets[s]) for s in splits}
+    return metrics, probe
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class AutoencoderTask(Task):
+    name = "ae_bow"
+    data_config = AEDataConfig
+    models = AE_MODELS
+    default_model = "dense"
+    supports_folds = True
+
+    def setup(
+        self, cfg: ExperimentConfig, run_dir: Path, *, train: bool, fold: int | None = None
+    ) -> AEData:
+        if train:
+            data = load_data(cfg, fold=fold)
+            data.vocab.save(run_dir / VOCAB_FILE)
+            atomic_write_text(run_dir / LABELS_FILE, json.dumps(data.labels))
+            return data
+        if not (run_dir / LABELS_FILE).is_file():
+            raise RunDirError(f"{run_dir / LABELS_FILE}: missing; is this an ae_bow run dir?")
+        data = load_data(cfg, fold=fold, vocab=Vocab.load(run_dir / VOCAB_FILE))
+        saved = json.loads((run_dir / LABELS_FILE).read_text(encoding="utf-8"))
+        if saved != data.labels:
+            raise DataError(f"{cfg.data.dataset}: labels {data.labels} but the run has {saved}")
+        return data
+
+    def build_model(self, cfg: ExperimentConfig, data: AEData) -> nn.Module:
+        try:
+            return build_autoencoder(cfg.model, len(data.vocab), len(data.labels))
+        except ValueError as err:  # the modules check their arguments
+            raise ConfigError(f"model {cfg.model.name!r}: {err}") from err
+
+    def train_batches(
+        self, cfg: ExperimentConfig, data: AEData, epoch: int
+    ) -> list[Tensor] | list[LabelledBatch]:
+        """Shuffled (B, D) inputs of every training sentence; for ``stacked``, labelled
+        batches of its fine-tuning examples."""
+        rng = np.random.default_rng([cfg.trainer.seed, epoch])
+        size = cfg.trainer.batch_size
+        inputs = data.inputs["train"]
+        if not isinstance(cfg.model, StackedConfig):
+            order = torch.from_numpy(rng.permutation(len(inputs)))
+            return [inputs[order[s : s + size]].float() for s in range(0, len(order), size)]
+        chosen, _ = finetune_split(data)
+        chosen = chosen[torch.from_numpy(rng.permutation(len(chosen)))]
+        targets = data.targets["train"]
+        return [
+            LabelledBatch(inputs[ids].float(), targets[ids])
+            for ids in (chosen[s : s + size] for s in range(0, len(chosen), size))
+        ]
+
+    def objective(self, model: nn.Module, inputs: Tensor, split: str) -> dict[str, float]:
+        """``{split}_loss``: the model's training objective, mean per example."""
+        total = 0.0
+        with torch.no_grad():
+            for s in range(0, len(inputs), CHUNK):
+                out = contract(model).loss(inputs[s : s + CHUNK].float())
+                total += float(out.loss) * out.n
+        return {f"{split}_loss": total / len(inputs)}
+
+    def classify(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, split: str
+    ) -> dict[str, float]:
+        """``{split}_loss`` (cross-entropy) and ``{split}_acc`` of the stacked classifier."""
+        loss, correct = 0.0, 0
+        with torch.no_grad():
+            for s in range(0, len(inputs), CHUNK):
+                batch = LabelledBatch(inputs[s : s + CHUNK].float(), targets[s : s + CHUNK])
+                out = contract(model).loss(batch)
+                loss += float(out.loss) * out.n
+                correct += int((contract(model).predict(batch) == batch.labels).sum())
+        return {f"{split}_loss": loss / len(inputs), f"{split}_acc": 100.0 * correct / len(inputs)}
+
+    def heldout(self, model: nn.Module, data: AEData) -> dict[str, float]:
+        """The stacked model's fine-tuning metrics on its held-out labelled examples."""
+        _, held = finetune_split(data)
+        inputs, targets = data.inputs["train"][held], data.targets["train"][held]
+        return self.classify(model, inputs, targets, "heldout")
+
+    def evaluate(
+        self, cfg: ExperimentConfig, model: nn.Module, data: AEData, split: str
+    ) -> dict[str, float]:
+        return self.final_metrics(model, data, [split])
+
+    def final_metrics(self, model: nn.Module, data: AEData, splits: list[str]) -> dict[str, float]:
+        model.eval()
+        metrics: dict[str, float] = {"labelled": float(len(data.labelled))}
+        for split in splits:
+            if isinstance(model, StackedAutoencoder):
+                metrics |= self.classify(model, data.inputs[split], data.targets[split], split)
+            else:
+                metrics |= self.objective(model, data.inputs[split], split)
+        if not isinstance(model, StackedAutoencoder):
+            accuracy, probe = probe_metrics(model, data, splits)
+            metrics |= accuracy | {"probe_l2": probe.l2}
+        return metrics
+
+    def pretrain(
+        self, cfg: ExperimentConfig, model: StackedAutoencoder, data: AEData
+    ) -> dict[str, float]:
+        """Greedy layer-wise pretraining on every training sentence (labels unused)."""
+        mcfg: StackedConfig = cfg.model
+        reports = model.pretrain_layerwise(
+            data.inputs["train"].float(),
+            mcfg.pretrain_epochs,
+            batch_size=cfg.trainer.batch_size,
+            lr=mcfg.pretrain_lr,
+            max_steps=cfg.trainer.max_steps,
+            generator=torch.Generator().manual_seed(cfg.trainer.seed),
+        )
+        metrics = {}
+        for layer, report in enumerate(reports, start=1):
+            metrics[f"layer{layer}_error_before"] = report.before
+            metrics[f"layer{layer}_error_after"] = report.after
+        return metrics
+
+    def train_model(
+        self,
+        cfg: ExperimentConfig,
+        model: nn.Module,
+        data: AEData,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        console: Console | None = None,
+    ) -> int:
+        """Train ``model`` with the Trainer (reconstruction; for ``stacked``, fine-tuning),
+        load its best weights and return the number of steps."""
+
+        def evaluate(m: nn.Module) -> dict[str, float]:
+            if isinstance(m, StackedAutoencoder):
+                return self.heldout(m, data)
+            return self.objective(m, data.inputs["val"], "val")
+
+        trainer = Trainer(model, cfg, run_dir, evaluate=evaluate, console=console)
+        trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
+        load_weights(run_dir / BEST_WEIGHTS, model)
+        model.eval()
+        return trainer.state.step
+
+    def fit(
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        fold: int | None = None,
+        console: Console | None = None,
+    ) -> dict[str, float]:
+        """Pretrain (``stacked``, not on resume), train, then the final metrics (with
+        ``trainer.threads`` torch threads when set)."""
+        seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
+        if cfg.trainer.threads:
+            torch.set_num_threads(cfg.trainer.threads)
+        data = self.setup(cfg, run_dir, train=not resume, fold=fold)
+        model = self.build_model(cfg, data).to(cfg.trainer.device)
+        metrics: dict[str, float] = {}
+        if isinstance(model, StackedAutoencoder) and not resume:
+            metrics |= self.pretrain(cfg, model, data)
+        steps = self.train_model(cfg, model, data, run_dir, resume=resume, console=console)
+        return (
+            {"steps": float(steps)} | metrics | self.final_metrics(model, data, self.splits(data))
+        )
+
+    def splits(self, data: AEData) -> list[str]:
+        return [s for s in ("val", "test") if s in data.inputs]
+
+
+def finetune_split(data: AEData) -> tuple[Tensor, Tensor]:
+    """The labelled training examples split into (fine-tuning, held-out) index tensors."""
+    n_held = max(1, int(round(len(data.labelled) * HELDOUT_FRACTION)))
+    if n_held >= len(data.labelled):
+        raise ConfigError("data.labels is too small to hold out examples for fine-tuning")
+    return data.labelled[n_held:], data.labelled[:n_held]
