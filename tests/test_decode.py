@@ -52,11 +52,15 @@ def test_greedy_follows_argmax() -> None:
 
 def test_sampling_is_seeded_and_respects_top_k() -> None:
     model = Markov()
-    run = lambda seed: list(sample(model, torch.tensor([[1]]), 30, temperature=1.0,  # noqa: E731
-                                   generator=torch.Generator().manual_seed(seed)))
+
+    def run(seed: int) -> list[int]:
+        generator = torch.Generator().manual_seed(seed)
+        return list(sample(model, torch.tensor([[1]]), 30, temperature=1.0, generator=generator))
+
     assert run(3) == run(3) and run(3) != run(4)
-    top1 = list(sample(model, torch.tensor([[1]]), 10, top_k=1,
-                       generator=torch.Generator().manual_seed(0)))
+    top1 = list(
+        sample(model, torch.tensor([[1]]), 10, top_k=1, generator=torch.Generator().manual_seed(0))
+    )
     assert top1 == list(greedy(model, torch.tensor([[1]]), 10))
 
 
@@ -68,8 +72,10 @@ def test_beam_search_against_brute_force(beam: int) -> None:
     best = beam_search(model, prompt, length, beam_size=beam)[0]
     if beam == 1:
         assert list(best.tokens) == list(greedy(model, prompt, length))
-    scores = {seq: sequence_logprob(model, prompt, list(seq))
-              for seq in itertools.product(range(4), repeat=length)}
+    scores = {
+        seq: sequence_logprob(model, prompt, list(seq))
+        for seq in itertools.product(range(4), repeat=length)
+    }
     exact = max(scores, key=scores.__getitem__)
     if beam >= 16:  # wide enough to be exact for 4 tokens over 4 symbols
         assert best.tokens == exact

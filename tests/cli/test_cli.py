@@ -282,8 +282,18 @@ def test_not_a_run_dir(tmp_path: Path) -> None:
 
 def test_cross_validated_run_evaluates_and_predicts(tmp_path: Path) -> None:
     run_dir = tmp_path / "cv"
-    result = runner.invoke(app, ["train", str(bow_config(tmp_path)), "--out", str(run_dir),
-                                 "--set", "eval.folds=3", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(bow_config(tmp_path)),
+            "--out",
+            str(run_dir),
+            "--set",
+            "eval.folds=3",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = last_json(result.stdout)
     assert metrics["folds"] == 3 and "test_acc_std" in metrics

@@ -51,8 +51,9 @@ def test_tied_weights_share_one_matrix(tmp_path: Path) -> None:
     assert model.decoder.weight is model.embedding.weight
     n_untied = sum(p.numel() for p in build().parameters())
     assert sum(p.numel() for p in model.parameters()) == n_untied - V * 16
-    assert_save_load_identical(model, lambda: build(tie_weights=True),
-                               lambda m: m(windows().inputs)[0], tmp_path)
+    assert_save_load_identical(
+        model, lambda: build(tie_weights=True), lambda m: m(windows().inputs)[0], tmp_path
+    )
 
 
 def test_carried_state_equals_one_long_pass() -> None:
@@ -72,9 +73,12 @@ def test_carried_state_equals_one_long_pass() -> None:
 
 def cfg(level: str = "word") -> ExperimentConfig:
     return ExperimentConfig(
-        task="lm_rnn", data=RNNLMDataConfig(level=level, bptt=5, eval_batch_size=2),  # type: ignore[arg-type]
+        task="lm_rnn",
+        data=RNNLMDataConfig(level=level, bptt=5, eval_batch_size=2),  # type: ignore[arg-type]
         model=RNNLMConfig(embedding_size=8, hidden_size=8, num_layers=1),
-        optim=OptimConfig(), trainer=TrainerConfig(), eval=EvalConfig(),
+        optim=OptimConfig(),
+        trainer=TrainerConfig(),
+        eval=EvalConfig(),
     )
 
 
@@ -94,14 +98,27 @@ def test_uniform_model_has_perplexity_vocab_size() -> None:
 def test_generation_is_deterministic_by_seed(tmp_path: Path) -> None:
     from seqlab.tasks.rnn_lm import generate_stream
 
-    vocab = Vocab(["<unk>", "<eos>", "a", "b", "c", "d", "e", "f", "g", "h", "i"],
-                  specials=("<unk>", "<eos>"), counts={})
+    vocab = Vocab(
+        ["<unk>", "<eos>", "a", "b", "c", "d", "e", "f", "g", "h", "i"],
+        specials=("<unk>", "<eos>"),
+        counts={},
+    )
     data = LMData(vocab, "word", {})
     model = build().eval()
 
     def run(seed: int) -> str:
-        return "".join(generate_stream(model, data, prompt="a b", max_tokens=15,
-                                       temperature=1.0, top_k=0, top_p=1.0, seed=seed))
+        return "".join(
+            generate_stream(
+                model,
+                data,
+                prompt="a b",
+                max_tokens=15,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                seed=seed,
+            )
+        )
 
     assert run(1) == run(1)
     assert run(1) != run(2)

@@ -21,8 +21,13 @@ def config(tmp_path: Path, level: str = "char", **data: object) -> Path:
     cfg = {
         "task": "lm_rnn",
         "data": {"dataset": str(corpus), "level": level, "bptt": 8, "eval_batch_size": 2} | data,
-        "model": {"name": "rnn", "cell": "lstm", "embedding_size": 16, "hidden_size": 16,
-                  "num_layers": 1},
+        "model": {
+            "name": "rnn",
+            "cell": "lstm",
+            "embedding_size": 16,
+            "hidden_size": 16,
+            "num_layers": 1,
+        },
         "optim": {"name": "adam", "lr": 0.01},
         "trainer": {"epochs": 2, "batch_size": 4, "progress": False},
         "eval": {"metric": "val_loss", "mode": "min"},
@@ -43,17 +48,32 @@ def test_char_lm_round_trip_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     metrics = last_json(result.stdout)
     assert {"val_loss", "val_ppl", "val_bpc"} <= set(metrics)
-    result = runner.invoke(app, ["generate", str(run_dir), "--prompt", "the ", "--max-tokens",
-                                 "20", "--top-k", "5", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            str(run_dir),
+            "--prompt",
+            "the ",
+            "--max-tokens",
+            "20",
+            "--top-k",
+            "5",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert str(last_json(result.stdout)["text"]).startswith("the ")
-    result = runner.invoke(app, ["generate", str(run_dir), "--prompt", "the", "--beam", "3",
-                                 "--max-tokens", "5", "--json"])
+    result = runner.invoke(
+        app,
+        ["generate", str(run_dir), "--prompt", "the", "--beam", "3", "--max-tokens", "5", "--json"],
+    )
     assert result.exit_code == 0, result.output
     for extra in ([], ["--fresh"]):
         out = tmp_path / f"gf{len(extra)}.png"
-        result = runner.invoke(app, ["plot", str(run_dir), "--kind", "gradient-flow", "--out",
-                                     str(out), *extra])
+        result = runner.invoke(
+            app, ["plot", str(run_dir), "--kind", "gradient-flow", "--out", str(out), *extra]
+        )
         assert result.exit_code == 0, result.output
         assert out.read_bytes()[:4] == b"\x89PNG"
     bad = runner.invoke(app, ["plot", str(run_dir), "--kind", "curves", "--fresh"])
@@ -68,8 +88,9 @@ def test_char_lm_round_trip_and_errors(tmp_path: Path) -> None:
 
 def test_word_lm_counts_oov_at_eval(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(config(tmp_path, level="word")), "--out",
-                                 str(run_dir)])
+    result = runner.invoke(
+        app, ["train", str(config(tmp_path, level="word")), "--out", str(run_dir)]
+    )
     assert result.exit_code == 0, result.output
     other = tmp_path / "other.txt"
     other.write_text("the zebra sat on the mat .\n" * 5)
@@ -79,8 +100,9 @@ def test_word_lm_counts_oov_at_eval(tmp_path: Path) -> None:
 
 
 def test_bptt_longer_than_corpus(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["train", str(config(tmp_path, bptt=100000)), "--out",
-                                 str(tmp_path / "run")])
+    result = runner.invoke(
+        app, ["train", str(config(tmp_path, bptt=100000)), "--out", str(tmp_path / "run")]
+    )
     assert result.exit_code == 2
     assert "bptt=100000 is longer than the corpus" in result.stderr
     assert not (tmp_path / "run").exists()
