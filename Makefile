@@ -26,11 +26,14 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q -x --durations=10
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
 
+# Speed/quality benchmarks (minutes to tens of minutes; never part of `make test`).
 bench: $(VENV)/.installed
+	for b in recurrent lm word2vec tagger gradient-flow long-range; do \
+	  $(VENV)/bin/seqlab bench $$b --json || exit 1; done
 	$(PY) -m pytest -q -m slow
 
 clean:
