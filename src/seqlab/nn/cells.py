@@ -180,8 +180,9 @@ def init_gate_biases(
     forget_bias: float | None = None,
     chrono_init: int | None = None,
 ) -> None:
-    """Initialise an LSTM's gate biases (blocks i, f, g, o of ``bias_ih`` and ``bias_hh``;
-    a gate's bias is their sum, so the ``bias_hh`` block is zeroed and ``bias_ih`` holds it).
+    """Initialise an LSTM's gate biases (blocks i, f, g, o of ``bias_ih`` and ``bias_hh``; a
+    gate's bias is their sum, so ``bias_ih`` takes the value and the ``bias_hh`` block is
+    zeroed). Other blocks keep their values.
 
     * ``forget_bias=v``: b_f = v.
     * ``chrono_init=T_max`` (Tallec & Ollivier, 2018): b_f = log u with u ~ U(1, T_max - 1)
@@ -196,9 +197,9 @@ def init_gate_biases(
         raise ValueError("forget_bias and chrono_init need bias=True")
     hidden = bias_ih.numel() // 4
     with torch.no_grad():
-        bias_hh[: 2 * hidden].zero_()
         if forget_bias is not None:
             bias_ih[hidden : 2 * hidden].fill_(forget_bias)
+            bias_hh[hidden : 2 * hidden].zero_()
             return
         assert chrono_init is not None
         if chrono_init < 3:
@@ -206,6 +207,7 @@ def init_gate_biases(
         time_scales = torch.empty(hidden).uniform_(1.0, chrono_init - 1.0)
         bias_ih[hidden : 2 * hidden] = time_scales.log()
         bias_ih[:hidden] = -time_scales.log()
+        bias_hh[: 2 * hidden].zero_()
 
 
 class LSTMCell(_CellBase):
