@@ -188,7 +188,7 @@ def test_time_major_layout(force_explicit: bool) -> None:
 def test_residual_adds_each_upper_layers_input() -> None:
     torch.manual_seed(0)
     stacked = Recurrent("gru", H, H, 3, residual=True)
-    assert not stacked.fused
+    assert stacked.fused and stacked.layerwise
     layers = [Recurrent("gru", H, H) for _ in range(3)]
     for k, layer in enumerate(layers):
         layer.load_state_dict(
@@ -220,7 +220,7 @@ def test_dropout_between_layers_only_in_training(dropout_mode: str) -> None:
     rnn = Recurrent("lstm", E, H, 2, dropout=0.5, dropout_mode=dropout_mode)  # type: ignore[arg-type]
     plain = Recurrent("lstm", E, H, 2)
     plain.load_state_dict(rnn.state_dict())
-    assert rnn.fused == (dropout_mode == "standard")
+    assert rnn.layerwise == (dropout_mode == "locked")
     x = torch.randn(B, T, E)
     rnn.eval()
     torch.testing.assert_close(rnn(x)[0], plain(x)[0], atol=1e-6, rtol=0)
@@ -322,3 +322,31 @@ def test_forward_errors(force_explicit: bool) -> None:
     gru = Recurrent("gru", E, H, force_explicit=force_explicit)
     with pytest.raises(ValueError, match="one tensor h"):
         gru(x, (torch.zeros(1, B, H), torch.zeros(1, B, H)))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("options", [{"residual": True}, {"dropout": 0.3, "dropout_mode": "locked"}])
+def test_layerwise_fused_equals_explicit(cell: str, options: dict[str, object]) -> None:
+    """Locked dropout / residual stacks run torch's kernel layer by layer: same outputs,
+    final states and gradients as the explicit path, padding included. (With padding the
+    explicit path sorts the batch before drawing dropout masks, so the dropout case runs
+    unpadded to share masks.)"""
+    torch.manual_seed(0)
+    fused = Recurrent(cell, H, H, 3, bidirectional=False, **options)  # type: ignore[arg-type]
+    explicit = Recurrent(cell, H, H, 3, force_explicit=True, **options)  # type: ignore[arg-type]
+    explicit.load_state_dict(fused.state_dict())
+    assert fused.layerwise and not explicit.fused
+    x = torch.randn(B, T, H)
+    for module in (fused, explicit):
+        module.train()
+    results = []
+    for module in (fused, explicit):
+        torch.manual_seed(1)  # same dropout masks
+        out, state = module(x, lengths=LENGTHS if "residual" in options else None)
+        out.square().sum().backward()
+        results.append((out, state, [p.grad.clone() for p in module.parameters()]))
+    (out_a, state_a, grads_a), (out_b, state_b, grads_b) = results
+    torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(state_a, state_b, atol=1e-5, rtol=1e-4)
+    for ga, gb in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(ga, gb, atol=1e-4, rtol=1e-4)

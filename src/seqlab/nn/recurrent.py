@@ -12,13 +12,14 @@ Two paths compute this with the same parameters (named and laid out as in
 ``torch.nn.LSTM``/``GRU``/``RNN``, so state dicts load in both directions):
 
 * **fused**: torch's own kernel (oneDNN on CPU, cuDNN on GPU), exactly the call
-  ``torch.nn.LSTM`` makes. Used when the configuration is one torch supports: cell ``lstm``,
-  ``gru``, ``rnn_tanh`` or ``rnn_relu``, standard dropout, no residual connections, no BPTT
-  clipping, no gradient taps, and ``force_explicit=False``.
+  ``torch.nn.LSTM`` makes. Used for cells ``lstm``, ``gru``, ``rnn_tanh`` and ``rnn_relu``
+  without BPTT clipping or gradient taps, unless ``force_explicit=True``. With locked
+  dropout or residual connections in a stack it runs one kernel call per layer
+  (``layerwise``) and applies them in between.
 * **explicit**: the sequence kernels of :mod:`seqlab.nn.cells` (the cell equations, input
   projection hoisted out of the time loop into one matmul per layer and direction,
-  backpropagation through time derived by hand). Everything else: peephole LSTM, locked
-  dropout, residual connections, BPTT clipping, gradient taps.
+  backpropagation through time derived by hand). Everything else: peephole LSTM, BPTT
+  clipping, gradient taps, ``force_explicit``.
 
 Variable lengths: ``lengths`` (B,) gives each sequence's true length; padding never changes
 a result. The fused path packs the batch (``pack_padded_sequence``); the explicit path sorts
@@ -187,14 +188,13 @@ class Recurrent(nn.RNNBase):
         self.chrono_init = chrono_init
         self.bptt_clip = bptt_clip
         self.force_explicit = force_explicit
-        # Whether forward runs torch's fused kernel (unless gradient taps are open):
+        # Whether forward runs torch's fused kernel (unless gradient taps are open): over the
+        # whole stack at once, or one layer at a time where something happens between layers
+        # that the kernel cannot do (locked dropout, residual connections).
         stacked = num_layers > 1
-        self.fused = (
-            not force_explicit
-            and mode != "peephole_lstm"
-            and not (residual and stacked)
-            and not (dropout_mode == "locked" and dropout > 0 and stacked)
-            and bptt_clip is None
+        self.fused = not force_explicit and mode != "peephole_lstm" and bptt_clip is None
+        self.layerwise = self.fused and stacked and (
+            residual or (dropout_mode == "locked" and dropout > 0)
         )
         self._taps: list[Tensor] | None = None
         if mode == "peephole_lstm":
@@ -333,7 +333,55 @@ class Recurrent(nn.RNNBase):
     ) -> tuple[Tensor, State]:
         self._update_flat_weights()
         weights = cast(list[Tensor], self._flat_weights)
-        args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        if not self.layerwise:
+            return self._fused_call(
+                input, h0, c0, weights, self.num_layers, self.dropout, lengths
+            )
+        # One fused call per layer; locked dropout / residual connections in between.
+        per_layer = len(self._all_weights[0]) * self.num_directions
+        layer_input = input
+        h_n: list[Tensor] = []
+        c_n: list[Tensor] = []
+        for layer in range(self.num_layers):
+            rows = slice(layer * self.num_directions, (layer + 1) * self.num_directions)
+            output, state = self._fused_call(
+                layer_input,
+                h0[rows],
+                None if c0 is None else c0[rows],
+                weights[layer * per_layer : (layer + 1) * per_layer],
+                1,
+                0.0,
+                lengths,
+            )
+            if isinstance(state, tuple):
+                h_n.append(state[0])
+                c_n.append(state[1])
+            else:
+                h_n.append(state)
+            if self.residual and layer > 0:
+                output = output + layer_input
+            if layer < self.num_layers - 1 and self.dropout > 0:
+                output = (
+                    locked_dropout(output, self.dropout, self.training, self.batch_first)
+                    if self.dropout_mode == "locked"
+                    else F.dropout(output, self.dropout, self.training)
+                )
+            layer_input = output
+        h_final = torch.cat(h_n)
+        return layer_input, ((h_final, torch.cat(c_n)) if c_n else h_final)
+
+    def _fused_call(
+        self,
+        input: Tensor,
+        h0: Tensor,
+        c0: Tensor | None,
+        weights: list[Tensor],
+        num_layers: int,
+        dropout: float,
+        lengths: Tensor | None,
+    ) -> tuple[Tensor, State]:
+        """torch's kernel over ``num_layers`` layers with these ``weights``."""
+        args = (self.bias, num_layers, dropout, self.training, self.bidirectional)
         if lengths is None:
             if c0 is not None:
                 output, h_n, c_n = _VF.lstm(input, (h0, c0), weights, *args, self.batch_first)
