@@ -325,7 +325,9 @@ def test_forward_errors(force_explicit: bool) -> None:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("options", [{"residual": True}, {"dropout": 0.3, "dropout_mode": "locked"}])
+@pytest.mark.parametrize(
+    "options", [{"residual": True}, {"dropout": 0.3, "dropout_mode": "locked"}]
+)
 def test_layerwise_fused_equals_explicit(cell: str, options: dict[str, object]) -> None:
     """Locked dropout / residual stacks run torch's kernel layer by layer: same outputs,
     final states and gradients as the explicit path, padding included. (With padding the

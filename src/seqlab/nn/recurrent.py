@@ -193,8 +193,8 @@ class Recurrent(nn.RNNBase):
         # that the kernel cannot do (locked dropout, residual connections).
         stacked = num_layers > 1
         self.fused = not force_explicit and mode != "peephole_lstm" and bptt_clip is None
-        self.layerwise = self.fused and stacked and (
-            residual or (dropout_mode == "locked" and dropout > 0)
+        self.layerwise = (
+            self.fused and stacked and (residual or (dropout_mode == "locked" and dropout > 0))
         )
         self._taps: list[Tensor] | None = None
         if mode == "peephole_lstm":
@@ -334,9 +334,7 @@ class Recurrent(nn.RNNBase):
         self._update_flat_weights()
         weights = cast(list[Tensor], self._flat_weights)
         if not self.layerwise:
-            return self._fused_call(
-                input, h0, c0, weights, self.num_layers, self.dropout, lengths
-            )
+            return self._fused_call(input, h0, c0, weights, self.num_layers, self.dropout, lengths)
         # One fused call per layer; locked dropout / residual connections in between.
         per_layer = len(self._all_weights[0]) * self.num_directions
         layer_input = input
