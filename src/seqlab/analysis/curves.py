@@ -43,7 +43,7 @@ def plot_curves(run_dir: Path, out: Path) -> Path:
         ax.set_xlabel("step")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-    fig.suptitle(str(run_dir))
+    fig.suptitle(Path(run_dir).resolve().name)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
