@@ -26,13 +26,16 @@ from seqlab.errors import ConfigError
 class OptimConfig:
     """Optimizer, learning-rate schedule and weight penalties."""
 
-    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adam"
+    name: Literal["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"] = "adam"
     lr: float = 1e-3
     momentum: float = 0.0
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     alpha: float = 0.99
+    """RMSProp's smoothing constant."""
+    rho: float = 0.9
+    """Adadelta's decay of the squared-gradient and squared-update averages (Kim 2014: 0.95)."""
     l2: float = 0.0
     """L2 penalty (lambda/2 * ||w||^2 added to the loss; weight decay for AdamW)."""
     l1: float = 0.0

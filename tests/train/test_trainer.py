@@ -140,3 +140,20 @@ def test_l1_penalty_shrinks_weights(tmp_path: Path) -> None:
     expect = sum(0.5 * w.abs().sum() + 0.1 * w.pow(2).sum() for w in weights)
     assert value is not None
     torch.testing.assert_close(value, expect)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"])
+def test_every_optimizer_lowers_the_loss(name: str) -> None:
+    from seqlab.train.optim import build_optimizer
+
+    lr = {"sgd": 0.1, "adagrad": 0.1, "adadelta": 1.0}.get(name, 0.01)
+    torch.manual_seed(0)
+    model = Toy().eval()
+    opt = build_optimizer(model.parameters(), OptimConfig(name=name, lr=lr))  # type: ignore[arg-type]
+    x, y = data()
+    before = float(model.loss((x, y)).loss.detach())
+    for _ in range(50):
+        opt.zero_grad()
+        model.loss((x, y)).loss.backward()
+        opt.step()
+    assert float(model.loss((x, y)).loss.detach()) < 0.9 * before

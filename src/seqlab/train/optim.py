@@ -12,7 +12,7 @@ from seqlab.config import OptimConfig
 
 
 def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum / Nesterov), AdaGrad, RMSProp, Adam or AdamW.
+    """SGD (momentum / Nesterov), AdaGrad, Adadelta, RMSProp, Adam or AdamW.
 
     L2 is handled by :func:`penalty` as ``l2/2 * ||w||^2`` on the loss for every optimizer
     except AdamW, where ``l2`` is the decoupled weight decay (Loshchilov & Hutter).
@@ -22,6 +22,8 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.name == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps)
+    if cfg.name == "adadelta":  # lr scales Zeiler's update; 1.0 is the paper's rule
+        return torch.optim.Adadelta(params, lr=cfg.lr, rho=cfg.rho, eps=cfg.eps)
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(
             params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum
