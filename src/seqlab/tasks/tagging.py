@@ -37,7 +37,7 @@ from torch import nn
 
 from seqlab.config import ExperimentConfig
 from seqlab.data.batching import bucket_batches, pad_batch
-from seqlab.data.readers import Sentence, _make_sentence, read_conllu
+from seqlab.data.readers import Sentence, parse_conllu_lines, read_conllu
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError, where
@@ -352,7 +352,7 @@ class TaggingTask(Task):
         buffered = list(lines)
         first = next((line for line in buffered if line.strip()), "")
         if first.startswith("#") or first.count("\t") == 9:
-            sentences = _parse_conllu_lines(buffered)
+            sentences = list(parse_conllu_lines(buffered))
             tokenlists = [s.tokenlist for s in sentences]
             words = [s.forms for s in sentences]
         else:
@@ -364,21 +364,6 @@ class TaggingTask(Task):
             for token, tag in zip(word_tokens, tags, strict=True):
                 token[dcfg.column if dcfg.format == "conllu" else "upos"] = tag
             yield tokenlist.serialize().rstrip("\n") + "\n"
-
-
-def _parse_conllu_lines(lines: list[str]) -> list[Sentence]:
-    source = Path("<input>")
-    sentences = []
-    block: list[tuple[int, str]] = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            block.append((number, line.rstrip("\n")))
-        elif block:
-            sentences.append(_make_sentence(block, source))
-            block = []
-    if block:
-        sentences.append(_make_sentence(block, source))
-    return sentences
 
 
 def _raw_tokenlist(words: tuple[str, ...]) -> TokenList:
