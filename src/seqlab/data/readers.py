@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
-from typing import IO, NamedTuple, TextIO, cast
+from typing import IO, NamedTuple, TextIO
 
 from conllu.exceptions import ParseException
 from conllu.models import Metadata, Token, TokenList
@@ -266,20 +266,15 @@ def read_conllu(path: PathLike, encoding: str = "utf-8") -> Iterator[Sentence]:
     Token lines must have 10 tab-separated columns and an integer, range or decimal ID;
     anything else is a DataError naming ``path:line``.
     """
-    return parse_conllu_lines(_numbered_lines(path, encoding), Path(path))
+    return parse_conllu_lines(read_lines(path, encoding), path)
 
 
-def parse_conllu_lines(
-    lines: Iterable[tuple[int, str]] | Iterable[str], source: PathLike = "<input>"
-) -> Iterator[Sentence]:
-    """Yield the sentences of CoNLL-U text given as lines (numbered 1, 2, ... unless given
-    as ``(number, line)`` pairs); errors name ``source:line``."""
+def parse_conllu_lines(lines: Iterable[str], source: PathLike = "<input>") -> Iterator[Sentence]:
+    """Yield the sentences of CoNLL-U text given as lines (numbered from 1, line endings
+    optional); errors name ``source:line``."""
     block: list[tuple[int, str]] = []
-    for number, item in enumerate(lines, 1):
-        if isinstance(item, str):
-            line = item.rstrip("\n")
-        else:
-            number, line = cast(tuple[int, str], item)
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\n")
         if line.strip():
             block.append((number, line))
         elif block:

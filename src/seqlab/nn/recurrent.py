@@ -356,17 +356,24 @@ class Recurrent(nn.RNNBase):
                 c_n.append(state[1])
             else:
                 h_n.append(state)
-            if self.residual and layer > 0:
-                output = output + layer_input
-            if layer < self.num_layers - 1 and self.dropout > 0:
-                output = (
-                    locked_dropout(output, self.dropout, self.training, self.batch_first)
-                    if self.dropout_mode == "locked"
-                    else F.dropout(output, self.dropout, self.training)
-                )
-            layer_input = output
+            layer_input = self._between_layers(output, layer_input, layer, self.batch_first)
         h_final = torch.cat(h_n)
         return layer_input, ((h_final, torch.cat(c_n)) if c_n else h_final)
+
+    def _between_layers(
+        self, output: Tensor, layer_input: Tensor, layer: int, batch_first: bool
+    ) -> Tensor:
+        """Layer ``layer``'s output as the next layer's input: plus its own input (residual,
+        above the first layer), then dropout (standard or locked), below the last layer."""
+        if self.residual and layer > 0:
+            output = output + layer_input
+        if layer < self.num_layers - 1 and self.dropout > 0:
+            output = (
+                locked_dropout(output, self.dropout, self.training, batch_first)
+                if self.dropout_mode == "locked"
+                else F.dropout(output, self.dropout, self.training)
+            )
+        return output
 
     def _fused_call(
         self,
@@ -452,14 +459,7 @@ class Recurrent(nn.RNNBase):
                     c_n.append(_at_last(cells, last))
                 outputs.append(_reverse(hidden, reverse_index) if direction == 1 else hidden)
             output = torch.cat(outputs, 2) if len(outputs) > 1 else outputs[0]  # (T, B, D·H)
-            if self.residual and layer > 0:
-                output = output + layer_input
-            if layer < self.num_layers - 1 and self.dropout > 0:
-                output = (
-                    locked_dropout(output, self.dropout, self.training, batch_first=False)
-                    if self.dropout_mode == "locked"
-                    else F.dropout(output, self.dropout, self.training)
-                )
+            output = self._between_layers(output, layer_input, layer, batch_first=False)
             layer_input = output
 
         h_final = torch.stack(h_n)  # (L·D, B, H)
