@@ -325,6 +325,32 @@ def data_verify(name: str, as_json: bool = JsonOpt, debug: bool = DebugOpt) -> N
         raise DataError(f"{name}: some files do not match their sha256")
 
 
+@data_app.command("corpus")
+@user_errors
+def data_corpus(
+    out: Path = typer.Argument(..., help="Folder to write {dataset}.txt files into."),
+    dataset: list[str] | None = typer.Option(
+        None, "--dataset", "-d", help="A source (repeatable); default: all of them."
+    ),
+    lowercase: bool = typer.Option(True, help="Lower-case every token."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Write the training splits' text (PTB, EWT, SST, Multi30k) as a word2vec corpus."""
+    from seqlab.data.corpus import build_corpus
+
+    counts = build_corpus(out, dataset or None, lowercase=lowercase)
+    for name, row in counts.items():
+        stdout.print(
+            f"{name}: {row['lines']} lines, {row['tokens']} tokens"
+            + (f", {row['empty']} empty sentences skipped" if row["empty"] else ""),
+            highlight=False,
+        )
+    total = sum(row["tokens"] for row in counts.values())
+    stdout.print(f"{total} tokens in {out}", highlight=False)
+    emit_json({"out": str(out), "sources": counts, "tokens": total}, as_json)
+
+
 def version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"seqlab {__version__}\n")

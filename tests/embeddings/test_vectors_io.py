@@ -125,6 +125,17 @@ def test_saving_a_word_with_whitespace_fails(tmp_path: Path) -> None:
     assert not (tmp_path / "v.txt").exists()
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_unicode_space_inside_a_word_round_trips(tmp_path: Path, binary: bool) -> None:
+    """SST has "2\xa01\\/2": only ASCII whitespace separates words in both formats."""
+    words = ["2\xa01\\/2", "the"]
+    wv = WordVectors(words, np.arange(4, dtype=np.float32).reshape(2, 2))
+    path = save_word2vec(wv, tmp_path / "v", binary=binary)
+    assert load_word2vec(path).words == words
+    kv = gensim_models.KeyedVectors.load_word2vec_format(str(path), binary=binary)
+    assert kv.index_to_key == words
+
+
 def test_word_vectors_lookup_and_unit_vectors() -> None:
     wv = WordVectors(["a", "b", "a"], np.array([[3, 4], [0, 2], [1, 1]], np.float32))
     assert wv.index == {"a": 0, "b": 1}  # duplicates keep the first

@@ -62,11 +62,16 @@ class WordVectors:
 # ----------------------------------------------------------------------------- saving
 
 
+_ASCII_SPACE = frozenset(" \t\n\v\f\r")
+"""What separates words in the word2vec formats (as in the C tool and ``bytes.split``);
+other Unicode spaces, such as the no-break space in SST's "2\xa01/2", stay inside a word."""
+
+
 def save_word2vec(wv: WordVectors, path: str | Path, *, binary: bool = False) -> Path:
     """Write ``wv`` in word2vec text or binary format (atomically: temp file + rename)."""
     path = Path(path)
     for line, word in enumerate(wv.words, start=2):
-        if not word or any(ch.isspace() for ch in word):
+        if not word or any(ch in _ASCII_SPACE for ch in word):
             raise DataError(f"{where(path, line)}: word {word!r} is empty or has whitespace")
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as out:
