@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from seqlab.cli import app
 from seqlab.config import load_config
+from seqlab.embeddings.vectors_io import WordVectors, save_word2vec
 from seqlab.errors import ConfigError
 from seqlab.tasks import TASKS
 from seqlab.tasks.sentence_classify import ClassifyDataConfig, SentenceClassifyTask, load_sst
@@ -85,6 +89,26 @@ def test_rnn_attention_trains(tmp_path: Path) -> None:
     assert last_json(result.output)["val_acc"] >= 0.0
 
 
+def test_multichannel_keeps_its_static_channel_frozen(tmp_path: Path) -> None:
+    words = ["great", "boring", "acting", "a"]
+    vectors = np.random.default_rng(0).normal(size=(len(words), 16)).astype(np.float32)
+    path = save_word2vec(WordVectors(words, vectors), tmp_path / "v.bin", binary=True)
+    model = {"name": "cnn", "variant": "multichannel", "vectors": str(path)}
+    model |= {"embedding_size": 16, "maps": 8, "widths": [1, 2], "dropout": 0.0}
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(write_config(tmp_path, model)), "--out", str(run), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "pretrained vectors for 4/" in result.output and "missing: " in result.output
+    assert len(result.output) < 5000  # a summary line, not every missing word
+    itos = json.loads((run / "vocab.json").read_text())["itos"]
+    weights = load_file(run / "best.safetensors")
+    rows = [itos.index(w) for w in words]
+    assert torch.equal(weights["static_embedding.weight"][rows], torch.from_numpy(vectors))
+    assert not torch.equal(weights["embedding.weight"][rows], torch.from_numpy(vectors))
+
+
 def test_sst_phrases_and_binary_labels(shared_data: Path) -> None:
     report: dict[str, int] = {}
     binary = ClassifyDataConfig(labels="binary", phrases=True)
@@ -104,6 +128,8 @@ def test_configs_load_and_sst_refuses_folds() -> None:
         "mr_cnn_rand",
         "sst2_bilstm",
         "sst2_cnn_nonstatic",
+        "sst2_cnn_static",
+        "sst2_cnn_multichannel",
     ):
         cfg = load_config(REPO / "configs" / f"{name}.yaml")
         assert cfg.task == "classify"

@@ -222,7 +222,7 @@ class SentenceClassifyTask(Task):
             report = load_pretrained(model.embedding, data.vocab.itos, vectors, freeze=static)
             if isinstance(model, TextCNN) and model.static_embedding is not None:
                 load_pretrained(model.static_embedding, data.vocab.itos, vectors, freeze=True)
-            Console(stderr=True).print(report)
+            Console(stderr=True).print(str(report), highlight=False)
         return model
 
     def make_batch(
