@@ -41,6 +41,9 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="at least one"):
         build_corpus(tmp_path, [])
     assert not list(tmp_path.iterdir())
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        build_corpus(tmp_path / "file", ["sst"])
     assert set(SOURCES) == {"ptb", "ud_english_ewt", "sst", "multi30k"}
 
 

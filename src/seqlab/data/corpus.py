@@ -69,6 +69,8 @@ def build_corpus(
     if not names:
         raise DataError("build_corpus needs at least one dataset")
     out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: is a file; the corpus goes into a folder")
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = {}
     for name in names:
