@@ -130,6 +130,7 @@ def test_configs_load_and_sst_refuses_folds() -> None:
         "sst2_cnn_nonstatic",
         "sst2_cnn_static",
         "sst2_cnn_multichannel",
+        "sst1_cnn_nonstatic",
     ):
         cfg = load_config(REPO / "configs" / f"{name}.yaml")
         assert cfg.task == "classify"
