@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from seqlab.data.batching import pad_batch
+from seqlab.errors import ConfigError
 from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig
 from seqlab.testing import (
     assert_all_parameters_get_gradient,
@@ -100,3 +101,35 @@ def test_word_dropout_only_in_training() -> None:
     model.dropout.p = 0.0
     model.rnn.dropout = 0.0
     assert not torch.allclose(model.emissions(batch), first)
+
+
+def test_auxiliary_head_learns_a_second_tag_column(tmp_path: Path) -> None:
+    cfg = TaggerConfig(hidden_size=8, embedding_size=6, char_hidden_size=5, dropout=0.0)
+    torch.manual_seed(0)
+    model = Tagger(cfg, WORDS, CHARS, TAGS, unk_index=1, num_aux_tags=3)
+    batch = make_batch(ROWS)
+    mask = batch.words.mask
+    aux = torch.where(mask, batch.words.ids % 3, torch.full_like(batch.words.ids, -1))
+    both = batch._replace(aux_tags=aux)
+    main_only = model.loss(batch).loss
+    assert model.loss(both).loss.item() > main_only.item()  # the auxiliary term is added
+    assert model.aux_emissions(both).shape == (4, 5, 3)
+    assert_all_parameters_get_gradient(model, both)
+    assert_save_load_identical(
+        model,
+        lambda: Tagger(cfg, WORDS, CHARS, TAGS, unk_index=1, num_aux_tags=3),
+        lambda m: cast(Tagger, m).aux_emissions(both),
+        tmp_path,
+    )
+    assert_overfits(model, both, steps=300, lr=0.05, below=0.05)
+    tags, aux_pred = model.predict_both(both)
+    assert aux_pred is not None
+    assert tags[mask].tolist() == batch.tags[mask].tolist()
+    assert aux_pred[mask].tolist() == aux[mask].tolist()
+
+
+def test_no_auxiliary_head_is_a_clear_error() -> None:
+    model = build(CONFIGS["softmax-cnn"])
+    with pytest.raises(ConfigError, match="auxiliary"):
+        model.aux_emissions(make_batch(ROWS))
+    assert model.predict_both(make_batch(ROWS))[1] is None

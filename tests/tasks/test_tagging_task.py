@@ -113,6 +113,39 @@ def test_cli_train_eval_predict_round_trip(tmp_path: Path) -> None:
     assert all(t[2] == "LEM" and t[7] == "root" for t in tokens)  # other columns kept
 
 
+def test_auxiliary_xpos_column_is_learnt_scored_and_predicted(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg_path = write_config(tmp_path, aux_column="xpos")
+    result = runner.invoke(app, ["train", str(cfg_path), "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = last_json(result.output)
+    assert metrics["test_acc"] == 100.0 and metrics["test_aux_acc"] == 100.0
+    assert json.loads((run / "aux_tags.json").read_text()) == ["XDET", "XNOUN", "XPUNCT", "XVERB"]
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text("the dog sleeps .\n")
+    result = runner.invoke(app, ["predict", str(run), str(raw)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+    assert [(r[3], r[4]) for r in rows] == [
+        ("DET", "XDET"),
+        ("NOUN", "XNOUN"),
+        ("VERB", "XVERB"),
+        ("PUNCT", "XPUNCT"),
+    ]
+
+
+def test_auxiliary_column_must_differ_and_needs_conllu(tmp_path: Path) -> None:
+    for data, message in (
+        ({"aux_column": "upos"}, "must differ"),
+        ({"aux_column": "xpos", "format": "columns"}, "needs data.format"),
+    ):
+        result = runner.invoke(
+            app, ["train", str(write_config(tmp_path, **data)), "--out", str(tmp_path / "r")]
+        )
+        assert result.exit_code != 0 and message in result.output, result.output
+
+
 def test_long_sentences_unknown_tags_and_broken_lines(tmp_path: Path) -> None:
     cfg_path = write_config(tmp_path, max_length=2)
     run = tmp_path / "run"

@@ -7,11 +7,15 @@ or CRF output (Huang et al., 2015; Lample et al., 2016; Plank et al., 2016).
     h   = Recurrent(cell, layers, bidirectional)(dropout(x))        (B, T, D·H)
     emissions = W dropout(h) + b                                    (B, T, K)
     softmax: p(y_t | x) = softmax(emissions_t)       CRF: p(y | x) ∝ exp(score(x, y))
+    auxiliary: p(z_t | x) = softmax(W_aux dropout(h) + b_aux)       (B, T, K_aux)
 
 ``char_features``: ``cnn`` — char embeddings, a width-``char_width`` convolution and
 max-over-characters (Ma & Hovy, 2016); ``lstm`` — the final states of a char BiLSTM
-(Lample et al., 2016). Word dropout (Kiperwasser & Goldberg, 2016) replaces training
-words by ``<unk>`` with probability ``word_dropout`` so that ``<unk>`` gets trained.
+(Lample et al., 2016). An auxiliary softmax head (``num_aux_tags > 0``) predicts a second
+tag column from the same states, e.g. XPOS next to UPOS, and adds ``aux_weight`` times its
+cross-entropy to the loss (multi-task learning as in Plank et al., 2016). Word dropout
+(Kiperwasser & Goldberg, 2016) replaces training words by ``<unk>`` with probability
+``word_dropout`` so that ``<unk>`` gets trained.
 """
 
 from __future__ import annotations
@@ -48,10 +52,14 @@ class TaggerConfig:
     dropout: float = 0.5
     word_dropout: float = 0.0
     output: Literal["softmax", "crf"] = "softmax"
+    aux_weight: float = 1.0
+    """Weight of the auxiliary tag loss (used when the data gives a second tag column)."""
 
     def validate(self) -> None:
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_dropout < 1.0:
             raise ConfigError("model.dropout and model.word_dropout must be in [0, 1)")
+        if self.aux_weight < 0:
+            raise ConfigError("model.aux_weight must be >= 0")
 
 
 class TaggerBatch(NamedTuple):
@@ -59,6 +67,7 @@ class TaggerBatch(NamedTuple):
     chars: Tensor  # (B, T, C) char ids of each word, 0-padded
     char_lengths: Tensor  # (B, T) chars per word (0 at padded words)
     tags: Tensor  # (B, T) gold tag ids; -1 at padding and at tags unknown to the model
+    aux_tags: Tensor | None = None  # (B, T) auxiliary tag ids, -1 as in ``tags``
 
     def to(self, device: torch.device | str) -> TaggerBatch:
         return TaggerBatch(
@@ -66,6 +75,7 @@ class TaggerBatch(NamedTuple):
             self.chars.to(device),
             self.char_lengths.to(device),
             self.tags.to(device),
+            None if self.aux_tags is None else self.aux_tags.to(device),
         )
 
 
@@ -101,10 +111,17 @@ class CharFeatures(nn.Module):
 
 
 class Tagger(nn.Module):
-    """``Tagger(cfg, num_words, num_chars, num_tags, unk_index)``; word id 0 is padding."""
+    """``Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags=0)``; word id 0
+    is padding. ``num_aux_tags > 0`` adds the auxiliary head ``aux_proj``."""
 
     def __init__(
-        self, cfg: TaggerConfig, num_words: int, num_chars: int, num_tags: int, unk_index: int
+        self,
+        cfg: TaggerConfig,
+        num_words: int,
+        num_chars: int,
+        num_tags: int,
+        unk_index: int,
+        num_aux_tags: int = 0,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -124,9 +141,22 @@ class Tagger(nn.Module):
         directions = 2 if cfg.bidirectional else 1
         self.proj = nn.Linear(directions * cfg.hidden_size, num_tags)
         self.crf = CRF(num_tags) if cfg.output == "crf" else None
+        self.aux_proj = (
+            nn.Linear(directions * cfg.hidden_size, num_aux_tags) if num_aux_tags > 0 else None
+        )
 
     def emissions(self, batch: TaggerBatch) -> Tensor:
         """Tag scores (B, T, K)."""
+        return self.proj(self.states(batch))
+
+    def aux_emissions(self, batch: TaggerBatch) -> Tensor:
+        """Auxiliary tag scores (B, T, K_aux); needs ``num_aux_tags > 0``."""
+        if self.aux_proj is None:
+            raise ConfigError("this tagger has no auxiliary head (num_aux_tags = 0)")
+        return self.aux_proj(self.states(batch))
+
+    def states(self, batch: TaggerBatch) -> Tensor:
+        """Dropped-out recurrent states (B, T, D·H) that the output heads read."""
         ids, lengths, mask = batch.words
         if self.training and self.cfg.word_dropout > 0:
             drop = torch.rand(ids.shape, device=ids.device) < self.cfg.word_dropout
@@ -139,34 +169,58 @@ class Tagger(nn.Module):
             grid[mask] = feats
             inputs = torch.cat([inputs, grid], dim=2)
         output, _ = self.rnn(self.dropout(inputs), lengths=lengths.cpu())  # (B, T, D·H)
-        return self.proj(self.dropout(output))
+        return self.dropout(output)
 
     def loss(self, batch: TaggerBatch) -> LossOutput:
-        """Mean negative log-likelihood per token (tags of -1 are left out)."""
-        scores = self.emissions(batch)
+        """Mean negative log-likelihood per token (tags of -1 are left out), plus
+        ``aux_weight`` times the auxiliary head's when the batch has ``aux_tags``."""
+        states = self.states(batch)
+        scores = self.proj(states)
         known = batch.tags >= 0
         tokens = int(known.sum())
         if self.crf is None:
             loss = F.cross_entropy(scores.flatten(0, 1), batch.tags.flatten(), ignore_index=-1)
-            return LossOutput(loss, tokens)
-        mask = batch.words.mask
-        if not bool((known == mask).all()):
-            raise ConfigError("CRF loss needs every tag known; evaluate unknown tags by accuracy")
-        nll = self.crf.nll(scores, batch.tags.clamp(min=0), mask)  # (B,)
-        return LossOutput(nll.sum() / max(tokens, 1), tokens)
+        else:
+            mask = batch.words.mask
+            if not bool((known == mask).all()):
+                raise ConfigError(
+                    "CRF loss needs every tag known; evaluate unknown tags by accuracy"
+                )
+            nll = self.crf.nll(scores, batch.tags.clamp(min=0), mask)  # (B,)
+            loss = nll.sum() / max(tokens, 1)
+        if self.aux_proj is not None and batch.aux_tags is not None:
+            aux = self.aux_proj(states)  # (B, T, K_aux)
+            aux_loss = F.cross_entropy(aux.flatten(0, 1), batch.aux_tags.flatten(), ignore_index=-1)
+            loss = loss + self.cfg.aux_weight * aux_loss
+        return LossOutput(loss, tokens)
 
     def predict(self, batch: TaggerBatch) -> Tensor:
         """Tag ids (B, T), 0 at padding (argmax, or Viterbi with a CRF)."""
-        scores = self.emissions(batch)
+        return self.predict_both(batch)[0]
+
+    def predict_both(self, batch: TaggerBatch) -> tuple[Tensor, Tensor | None]:
+        """Main tag ids (B, T) as ``predict``, and the auxiliary head's argmax (B, T) or
+        None without one; 0 at padding. One pass through the network."""
+        states = self.states(batch)
+        scores = self.proj(states)
         mask = batch.words.mask
         if self.crf is None:
-            return scores.argmax(dim=2).masked_fill(~mask, 0)
-        return self.crf.decode(scores, mask)
+            tags = scores.argmax(dim=2).masked_fill(~mask, 0)
+        else:
+            tags = self.crf.decode(scores, mask)
+        if self.aux_proj is None:
+            return tags, None
+        return tags, self.aux_proj(states).argmax(dim=2).masked_fill(~mask, 0)
 
 
 def build_tagger(
-    cfg: TaggerConfig, num_words: int, num_chars: int, num_tags: int, unk_index: int
+    cfg: TaggerConfig,
+    num_words: int,
+    num_chars: int,
+    num_tags: int,
+    unk_index: int,
+    num_aux_tags: int = 0,
 ) -> Tagger:
     if cfg.name != "tagger":
         raise ConfigError(f"unknown tagging model {cfg.name!r} (known: tagger)")
-    return Tagger(cfg, num_words, num_chars, num_tags, unk_index)
+    return Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags)

@@ -4,7 +4,10 @@ Data: ``data.format = conllu`` reads the ``upos`` or ``xpos`` column (``data.col
 CoNLL-U files (multiword-token and empty-node lines are kept for output but not tagged);
 ``data.format = columns`` reads whitespace-separated column files (word in column
 ``word_column``, tag in ``tag_column``; ``-DOCSTART-`` lines skipped), BIO-tagged NER or
-chunking, scored by seqeval span F1 too.
+chunking, scored by seqeval span F1 too. With CoNLL-U, ``data.aux_column`` names a second
+tag column (``xpos`` next to ``upos``, or the reverse) that an auxiliary head learns jointly
+(multi-task); its accuracy is reported as ``{split}_aux_acc`` and ``seqlab predict`` fills
+both columns.
 
 Handling of bad input (nothing is dropped silently; counts go to ``data_report.json``):
 
@@ -41,15 +44,15 @@ from seqlab.data.readers import Sentence, parse_conllu_lines, read_conllu
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError, where
-from seqlab.models.tagger import TaggerBatch, TaggerConfig, build_tagger
+from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig, build_tagger
 from seqlab.registry import Registry
 from seqlab.tasks.base import Task
 from seqlab.train.checkpoint import atomic_write_text
-from seqlab.train.trainer import contract
 
 VOCAB_FILE = "vocab.json"
 CHARS_FILE = "chars.json"
 TAGS_FILE = "tags.json"
+AUX_TAGS_FILE = "aux_tags.json"
 REPORT_FILE = "data_report.json"
 SPLIT_ROLES = {"train": "train", "val": "dev", "test": "test"}
 
@@ -64,6 +67,8 @@ class TaggingDataConfig:
     test: str | None = None
     format: Literal["conllu", "columns"] = "conllu"
     column: Literal["upos", "xpos"] = "upos"
+    aux_column: Literal["none", "upos", "xpos"] = "none"
+    """CoNLL-U only: a second tag column learnt by an auxiliary head (multi-task)."""
     word_column: int = 0
     tag_column: int = -1
     scheme: Literal["none", "bio"] = "none"
@@ -79,6 +84,10 @@ class TaggingDataConfig:
     def validate(self) -> None:
         if self.max_length < 1 or self.max_word_length < 1:
             raise ConfigError("data.max_length and data.max_word_length must be >= 1")
+        if self.aux_column != "none" and self.format != "conllu":
+            raise ConfigError("data.aux_column needs data.format: conllu")
+        if self.aux_column == self.column:
+            raise ConfigError(f"data.aux_column must differ from data.column ({self.column})")
 
 
 TAGGING_MODELS: Registry[type] = Registry("tagging model")
@@ -89,6 +98,8 @@ TAGGING_MODELS.register("tagger", TaggerConfig)
 class TaggedSentence:
     words: tuple[str, ...]
     tags: tuple[str, ...]
+    aux: tuple[str, ...] = ()
+    """The auxiliary tag column, empty without one."""
 
 
 @dataclass
@@ -99,6 +110,8 @@ class TaggingData:
     splits: dict[str, list[TaggedSentence]]
     run_dir: Path
     report: dict[str, dict[str, int]] = field(default_factory=dict)
+    aux_tags: list[str] = field(default_factory=list)
+    """Tags of the auxiliary column (empty without ``data.aux_column``)."""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -149,7 +162,13 @@ def _tag_of(sentence: Sentence, column: str) -> tuple[str, ...]:
 
 def read_split(dcfg: TaggingDataConfig, path: Path) -> list[TaggedSentence]:
     if dcfg.format == "conllu":
-        sentences = [TaggedSentence(s.forms, _tag_of(s, dcfg.column)) for s in read_conllu(path)]
+        aux = dcfg.aux_column
+        sentences = [
+            TaggedSentence(
+                s.forms, _tag_of(s, dcfg.column), _tag_of(s, aux) if aux != "none" else ()
+            )
+            for s in read_conllu(path)
+        ]
     else:
         sentences = [s for s, _ in read_columns(path, dcfg.word_column, dcfg.tag_column)]
     if not sentences:
@@ -176,12 +195,15 @@ class TaggingTask(Task):
             vocab = Vocab.from_counter(Counter(words), min_count=dcfg.min_count)
             chars = Vocab.build(w for s in splits["train"] for w in s.words)
             tags = sorted({t for s in splits["train"] for t in s.tags})
+            aux_tags = sorted({t for s in splits["train"] for t in s.aux})
             vocab.save(run_dir / VOCAB_FILE)
             chars.save(run_dir / CHARS_FILE)
             atomic_write_text(run_dir / TAGS_FILE, json.dumps(tags))
+            if aux_tags:
+                atomic_write_text(run_dir / AUX_TAGS_FILE, json.dumps(aux_tags))
         else:
-            vocab, chars, tags = _load_vocabs(run_dir)
-        data = TaggingData(vocab, chars, tags, splits, run_dir)
+            vocab, chars, tags, aux_tags = _load_vocabs(run_dir)
+        data = TaggingData(vocab, chars, tags, splits, run_dir, aux_tags=aux_tags)
         self._report(data)
         return data
 
@@ -192,9 +214,9 @@ class TaggingTask(Task):
         if data_path is None:
             return self.setup(cfg, run_dir, train=False)
         dcfg: TaggingDataConfig = cfg.data
-        vocab, chars, tags = _load_vocabs(run_dir)
+        vocab, chars, tags, aux_tags = _load_vocabs(run_dir)
         test = read_split(dcfg, resolve(data_path))
-        data = TaggingData(vocab, chars, tags, {"test": test}, run_dir)
+        data = TaggingData(vocab, chars, tags, {"test": test}, run_dir, aux_tags=aux_tags)
         self._report(data)
         return data
 
@@ -220,7 +242,12 @@ class TaggingTask(Task):
 
     def build_model(self, cfg: ExperimentConfig, data: TaggingData) -> nn.Module:
         return build_tagger(
-            cfg.model, len(data.vocab), len(data.chars), len(data.tags), data.vocab.unk_index
+            cfg.model,
+            len(data.vocab),
+            len(data.chars),
+            len(data.tags),
+            data.vocab.unk_index,
+            num_aux_tags=len(data.aux_tags),
         )
 
     # -- batches ------------------------------------------------------------------------
@@ -238,13 +265,18 @@ class TaggingTask(Task):
         chars = torch.zeros(len(pieces), steps, max(width, 1), dtype=torch.long)
         char_lengths = torch.zeros(len(pieces), steps, dtype=torch.long)
         tags = torch.full((len(pieces), steps), -1, dtype=torch.long)
+        aux_index = {t: i for i, t in enumerate(data.aux_tags)}
+        with_aux = bool(aux_index) and any(p.aux for p in pieces)
+        aux = torch.full((len(pieces), steps), -1, dtype=torch.long) if with_aux else None
         for b, piece in enumerate(pieces):
             for t, word in enumerate(piece.words):
                 codes = data.chars.encode(word[:width])
                 chars[b, t, : len(codes)] = torch.tensor(codes)
                 char_lengths[b, t] = max(len(codes), 1)  # an empty form still has one step
             tags[b, : len(piece.tags)] = torch.tensor([index.get(t, -1) for t in piece.tags])
-        return TaggerBatch(words, chars, char_lengths, tags)
+            if aux is not None and piece.aux:
+                aux[b, : len(piece.aux)] = torch.tensor([aux_index.get(t, -1) for t in piece.aux])
+        return TaggerBatch(words, chars, char_lengths, tags, aux)
 
     @staticmethod
     def pieces(sentences: Sequence[TaggedSentence], max_length: int) -> list[TaggedSentence]:
@@ -253,7 +285,7 @@ class TaggingTask(Task):
         for s in sentences:
             for start in range(0, max(len(s.words), 1), max_length):
                 end = start + max_length
-                out.append(TaggedSentence(s.words[start:end], s.tags[start:end]))
+                out.append(TaggedSentence(s.words[start:end], s.tags[start:end], s.aux[start:end]))
         return out
 
     def train_batches(
@@ -281,11 +313,24 @@ class TaggingTask(Task):
         words: list[tuple[str, ...]],
     ) -> list[list[str]]:
         """Predicted tag strings for each sentence (long ones tagged piece by piece)."""
+        return self.tag_sentences_both(cfg, model, data, words)[0]
+
+    def tag_sentences_both(
+        self,
+        cfg: ExperimentConfig,
+        model: nn.Module,
+        data: TaggingData,
+        words: list[tuple[str, ...]],
+    ) -> tuple[list[list[str]], list[list[str]] | None]:
+        """Predicted tags of each sentence, and of the auxiliary column (None without one)."""
         dcfg: TaggingDataConfig = cfg.data
         blank = [TaggedSentence(w, ()) for w in words]
         pieces = self.pieces(blank, dcfg.max_length)
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i].words))
         predicted: list[list[str]] = [[] for _ in pieces]
+        predicted_aux: list[list[str]] = [[] for _ in pieces]
+        tagger = cast(Tagger, model)
+        with_aux = bool(data.aux_tags) and tagger.aux_proj is not None
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -294,17 +339,29 @@ class TaggingTask(Task):
                 if not chosen:
                     continue
                 batch = self.make_batch(cfg, data, [pieces[i] for i in chosen])
-                out = contract(model).predict(batch.to(cfg.trainer.device)).cpu()
+                out, aux = tagger.predict_both(batch.to(cfg.trainer.device))
                 for row, i in enumerate(chosen):
                     n = len(pieces[i].words)
                     predicted[i] = [data.tags[k] for k in out[row, :n].tolist()]
+                    if with_aux and aux is not None:
+                        predicted_aux[i] = [data.aux_tags[k] for k in aux[row, :n].tolist()]
         model.train(was_training)
+        return (
+            self._join(words, predicted, dcfg.max_length),
+            self._join(words, predicted_aux, dcfg.max_length) if with_aux else None,
+        )
+
+    @staticmethod
+    def _join(
+        words: list[tuple[str, ...]], pieces: list[list[str]], max_length: int
+    ) -> list[list[str]]:
+        """Tags of each sentence from the tags of its consecutive pieces."""
         result: list[list[str]] = []
         cursor = 0
         for s in words:
             tags: list[str] = []
-            for _ in range(max(1, -(-len(s) // dcfg.max_length))):
-                tags.extend(predicted[cursor])
+            for _ in range(max(1, -(-len(s) // max_length))):
+                tags.extend(pieces[cursor])
                 cursor += 1
             result.append(tags)
         return result
@@ -314,7 +371,9 @@ class TaggingTask(Task):
     ) -> dict[str, float]:
         dcfg: TaggingDataConfig = cfg.data
         sentences = data.splits[split]
-        predicted = self.tag_sentences(cfg, model, data, [s.words for s in sentences])
+        predicted, predicted_aux = self.tag_sentences_both(
+            cfg, model, data, [s.words for s in sentences]
+        )
         gold = [list(s.tags) for s in sentences]
         words = [w for s in sentences for w in s.words]
         flat_gold = [t for s in gold for t in s]
@@ -333,6 +392,11 @@ class TaggingTask(Task):
                 sum(len(s.words) > dcfg.max_length for s in sentences)
             ),
         }
+        if predicted_aux is not None and any(s.aux for s in sentences):
+            gold_aux = [t for s in sentences for t in s.aux]
+            pred_aux = [t for s in predicted_aux for t in s]
+            hits = [g == p for g, p in zip(gold_aux, pred_aux, strict=True)]
+            metrics[f"{split}_aux_acc"] = 100.0 * float(np.mean(hits))
         if dcfg.scheme == "bio":
             from seqeval.metrics import f1_score
 
@@ -358,11 +422,15 @@ class TaggingTask(Task):
         else:
             words = [tuple(line.split()) for line in buffered if line.strip()]
             tokenlists = [_raw_tokenlist(w) for w in words]
-        tagged = self.tag_sentences(cfg, model, data, words)
-        for tokenlist, tags in zip(tokenlists, tagged, strict=True):
+        tagged, tagged_aux = self.tag_sentences_both(cfg, model, data, words)
+        column = dcfg.column if dcfg.format == "conllu" else "upos"
+        for n, (tokenlist, tags) in enumerate(zip(tokenlists, tagged, strict=True)):
             word_tokens = [tok for tok in tokenlist if isinstance(tok["id"], int)]
             for token, tag in zip(word_tokens, tags, strict=True):
-                token[dcfg.column if dcfg.format == "conllu" else "upos"] = tag
+                token[column] = tag
+            if tagged_aux is not None:
+                for token, tag in zip(word_tokens, tagged_aux[n], strict=True):
+                    token[dcfg.aux_column] = tag
             yield tokenlist.serialize().rstrip("\n") + "\n"
 
 
@@ -392,9 +460,11 @@ def tag_report(
     return per_tag, (labels, cast(list[list[int]], matrix.tolist()))
 
 
-def _load_vocabs(run_dir: Path) -> tuple[Vocab, Vocab, list[str]]:
+def _load_vocabs(run_dir: Path) -> tuple[Vocab, Vocab, list[str], list[str]]:
     path = run_dir / TAGS_FILE
     if not path.is_file():
         raise RunDirError(f"{path}: missing; is this a tagging run dir?")
     tags: list[str] = json.loads(path.read_text(encoding="utf-8"))
-    return Vocab.load(run_dir / VOCAB_FILE), Vocab.load(run_dir / CHARS_FILE), tags
+    aux_path = run_dir / AUX_TAGS_FILE
+    aux: list[str] = json.loads(aux_path.read_text(encoding="utf-8")) if aux_path.is_file() else []
+    return Vocab.load(run_dir / VOCAB_FILE), Vocab.load(run_dir / CHARS_FILE), tags, aux
