@@ -40,6 +40,7 @@ CONFIGS: dict[str, RNNClassifierConfig | TextCNNConfig] = {
         embedding_size=6, hidden_size=8, pooling="attention", attention_size=5
     ),
     "cnn-kim": TextCNNConfig(embedding_size=6, maps=5),
+    "cnn-wide": TextCNNConfig(embedding_size=6, maps=5, padding="full", layers=2),
     "cnn-options": TextCNNConfig(
         embedding_size=6,
         maps=5,

@@ -14,7 +14,7 @@ from seqlab.nn.conv import (
 )
 
 
-@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("padding", ["valid", "same", "full"])
 @pytest.mark.parametrize(("stride", "dilation", "separable"), [(1, 1, False), (2, 2, True)])
 def test_batch_equals_singles(padding: str, stride: int, dilation: int, separable: bool) -> None:
     torch.manual_seed(0)
@@ -44,6 +44,19 @@ def test_output_lengths() -> None:
     ]
 
 
+def test_full_padding_is_the_wide_convolution() -> None:
+    lengths = torch.tensor([10, 3, 1])
+    assert MaskedConv1d(1, 1, 3, padding="full").output_lengths(lengths).tolist() == [12, 5, 3]
+    assert MaskedConv1d(1, 1, 3, 2, padding="full").output_lengths(lengths).tolist() == [6, 3, 2]
+    conv = MaskedConv1d(1, 1, 3, padding="full")
+    with torch.no_grad():
+        conv.conv.weight.copy_(torch.tensor([[[1.0, 2.0, 3.0]]]))
+        conv.conv.bias.zero_()
+    out, mask = conv(torch.tensor([[[5.0, 0.0]]]), torch.tensor([[True, False]]))
+    # a one-word input meets every filter tap (Kalchbrenner et al., 2014; Kim, 2014)
+    assert out[0, 0, mask[0]].tolist() == [15.0, 10.0, 5.0]
+
+
 def test_separable_has_fewer_weights() -> None:
     full = sum(p.numel() for p in MaskedConv1d(64, 64, 5).parameters())
     separable = sum(p.numel() for p in MaskedConv1d(64, 64, 5, separable=True).parameters())
@@ -62,6 +75,6 @@ def test_mean_pool_and_max_norm() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ConfigError, match="padding"):
-        MaskedConv1d(1, 1, 3, padding="full")  # type: ignore[arg-type]
+        MaskedConv1d(1, 1, 3, padding="circular")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=">= 1"):
         MaskedConv1d(1, 1, 0)

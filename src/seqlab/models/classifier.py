@@ -78,6 +78,7 @@ class TextCNNConfig:
     stride: int = 1
     dilation: int = 1
     padding: Padding = "valid"
+    """``valid``, ``same``, or ``full`` (wide convolution, as Kim's code pads sentences)."""
     separable: bool = False
     pooling: Literal["max", "mean"] = "max"
     """``max``: max-over-time (Kim); ``mean``: global average pooling."""

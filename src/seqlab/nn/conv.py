@@ -7,6 +7,9 @@ steps are real, so padding never changes a result:
   the receptive field ``d·(w-1)+1`` is zero-padded to it (Kim, 2014 pads sentences too) and
   has one output step.
 * ``padding="same"``: ``d·(w-1)`` zeros split left/right, ``T' = ceil(T / s)``.
+* ``padding="full"`` (wide convolution, Kalchbrenner et al., 2014): ``d·(w-1)`` zeros on
+  each side, so every filter position sees each word, also in a one-word phrase;
+  ``T' = floor((T + d·(w-1) - 1) / s) + 1``. Kim's (2014) code pads sentences this way.
 * ``separable=True``: depthwise conv (one filter per input channel, ``groups=C_in``) then a
   pointwise 1x1 conv (Chollet, 2017): ``C_in·w + C_in·C_out`` weights instead of
   ``C_in·C_out·w``.
@@ -25,7 +28,7 @@ from torch.nn import functional as F
 
 from seqlab.errors import ConfigError
 
-Padding = Literal["valid", "same"]
+Padding = Literal["valid", "same", "full"]
 
 
 class MaskedConv1d(nn.Module):
@@ -47,8 +50,8 @@ class MaskedConv1d(nn.Module):
                 "conv channels, width, stride and dilation must be >= 1, got "
                 f"{in_channels}, {out_channels}, {width}, {stride}, {dilation}"
             )
-        if padding not in ("valid", "same"):
-            raise ConfigError(f"conv padding must be 'valid' or 'same', got {padding!r}")
+        if padding not in ("valid", "same", "full"):
+            raise ConfigError(f"conv padding must be 'valid', 'same' or 'full', got {padding!r}")
         self.width, self.stride, self.dilation, self.padding = width, stride, dilation, padding
         self.receptive_field = dilation * (width - 1) + 1
         self.depthwise: nn.Conv1d | None = None
@@ -64,6 +67,8 @@ class MaskedConv1d(nn.Module):
         """Real output steps per sequence (B,) for input lengths (B,)."""
         if self.padding == "same":
             return (lengths + self.stride - 1) // self.stride
+        if self.padding == "full":
+            return (lengths + self.receptive_field - 2) // self.stride + 1
         span = lengths.clamp(min=self.receptive_field) - self.receptive_field
         return span // self.stride + 1
 
@@ -71,7 +76,9 @@ class MaskedConv1d(nn.Module):
         """``input`` (B, C_in, T), ``mask`` (B, T) -> (output (B, C_out, T'), mask (B, T'))."""
         steps = input.shape[2]
         input = input * mask.unsqueeze(1).to(input.dtype)
-        if self.padding == "same":
+        if self.padding == "full":
+            input = F.pad(input, (self.receptive_field - 1, self.receptive_field - 1))
+        elif self.padding == "same":
             total = self.receptive_field - 1
             input = F.pad(input, (total // 2, total - total // 2))
         elif steps < self.receptive_field:
