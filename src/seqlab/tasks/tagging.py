@@ -330,7 +330,7 @@ class TaggingTask(Task):
         predicted: list[list[str]] = [[] for _ in pieces]
         predicted_aux: list[list[str]] = [[] for _ in pieces]
         tagger = cast(Tagger, model)
-        with_aux = bool(data.aux_tags) and tagger.aux_proj is not None
+        with_aux = tagger.aux_proj is not None  # built with one iff data.aux_tags is non-empty
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -343,7 +343,7 @@ class TaggingTask(Task):
                 for row, i in enumerate(chosen):
                     n = len(pieces[i].words)
                     predicted[i] = [data.tags[k] for k in out[row, :n].tolist()]
-                    if with_aux and aux is not None:
+                    if aux is not None:
                         predicted_aux[i] = [data.aux_tags[k] for k in aux[row, :n].tolist()]
         model.train(was_training)
         return (
