@@ -103,6 +103,32 @@ def test_word_dropout_only_in_training() -> None:
     assert not torch.allclose(model.emissions(batch), first)
 
 
+def test_frequency_word_dropout_drops_rare_words_more() -> None:
+    """Kiperwasser & Goldberg: p(drop w) = α / (count(w) + α), combined with plain word
+    dropout as 1 − (1 − p_plain)(1 − p_freq); only in training."""
+    counts = torch.tensor([0, 0, 1, 1, 1, 3, 3, 3, 99, 99, 99, 99])
+    cfg = TaggerConfig(
+        hidden_size=8, embedding_size=6, chars="none", word_dropout=0.1, word_dropout_alpha=1.0
+    )
+    model = Tagger(cfg, WORDS, CHARS, TAGS, unk_index=1, word_counts=counts)
+    expected = 1 - 0.9 * (1 - 1.0 / (counts.double() + 1.0))
+    torch.testing.assert_close(model.word_drop, expected.float())
+    assert "word_drop" not in model.state_dict()  # derived from the vocabulary, not saved
+    seen: list[torch.Tensor] = []
+    model.embedding.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    rows = [[2, 8, 3, 9, 4, 10, 5, 11]] * 500  # counts 1, 99, 1, 99, 1, 99, 3, 99
+    batch = make_batch(rows)
+    torch.manual_seed(0)
+    model.states(batch)
+    dropped = (seen[-1] == 1).double().mean(dim=0)  # (T,) rate per position
+    torch.testing.assert_close(dropped, expected[rows[0]], atol=0.06, rtol=0.0)
+    model.eval()
+    model.states(batch)
+    assert not bool((seen[-1] == 1).any())
+    with pytest.raises(ConfigError, match="count"):
+        Tagger(cfg, WORDS, CHARS, TAGS, unk_index=1)
+
+
 def test_auxiliary_head_learns_a_second_tag_column(tmp_path: Path) -> None:
     cfg = TaggerConfig(hidden_size=8, embedding_size=6, char_hidden_size=5, dropout=0.0)
     torch.manual_seed(0)

@@ -13,9 +13,14 @@ or CRF output (Huang et al., 2015; Lample et al., 2016; Plank et al., 2016).
 max-over-characters (Ma & Hovy, 2016); ``lstm`` — the final states of a char BiLSTM
 (Lample et al., 2016). An auxiliary softmax head (``num_aux_tags > 0``) predicts a second
 tag column from the same states, e.g. XPOS next to UPOS, and adds ``aux_weight`` times its
-cross-entropy to the loss (multi-task learning as in Plank et al., 2016). Word dropout
-(Kiperwasser & Goldberg, 2016) replaces training words by ``<unk>`` with probability
-``word_dropout`` so that ``<unk>`` gets trained.
+cross-entropy to the loss (multi-task learning as in Plank et al., 2016).
+
+Word dropout replaces training words by ``<unk>`` so that ``<unk>`` gets trained for the
+words that test sentences bring and training never saw. ``word_dropout`` drops every word
+with the same probability; ``word_dropout_alpha`` = α drops a word seen c times in training
+with probability α / (c + α) (Kiperwasser & Goldberg, 2016), so mostly the rare words,
+which resemble the unseen ones. With both, a word is dropped when either draw says so:
+p = 1 − (1 − word_dropout)(1 − α / (c + α)).
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class TaggerConfig:
     bidirectional: bool = True
     dropout: float = 0.5
     word_dropout: float = 0.0
+    word_dropout_alpha: float = 0.0
+    """α of the frequency-aware word dropout α / (c + α); 0 turns it off."""
     output: Literal["softmax", "crf"] = "softmax"
     aux_weight: float = 1.0
     """Weight of the auxiliary tag loss (used when the data gives a second tag column)."""
@@ -60,6 +67,8 @@ class TaggerConfig:
             raise ConfigError("model.dropout and model.word_dropout must be in [0, 1)")
         if self.aux_weight < 0:
             raise ConfigError("model.aux_weight must be >= 0")
+        if self.word_dropout_alpha < 0:
+            raise ConfigError("model.word_dropout_alpha must be >= 0")
 
 
 class TaggerBatch(NamedTuple):
@@ -111,8 +120,10 @@ class CharFeatures(nn.Module):
 
 
 class Tagger(nn.Module):
-    """``Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags=0)``; word id 0
-    is padding. ``num_aux_tags > 0`` adds the auxiliary head ``aux_proj``."""
+    """``Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags=0,
+    word_counts=None)``; word id 0 is padding. ``num_aux_tags > 0`` adds the auxiliary head
+    ``aux_proj``. ``word_counts`` (num_words,) are the training counts of the vocabulary's
+    words, needed when ``cfg.word_dropout_alpha > 0``."""
 
     def __init__(
         self,
@@ -122,10 +133,15 @@ class Tagger(nn.Module):
         num_tags: int,
         unk_index: int,
         num_aux_tags: int = 0,
+        word_counts: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.unk_index = unk_index
+        self.word_drop: Tensor
+        self.register_buffer(
+            "word_drop", _word_drop_probability(cfg, num_words, word_counts), persistent=False
+        )
         self.embedding = nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
         self.chars = CharFeatures(cfg, num_chars) if cfg.chars != "none" else None
         input_size = cfg.embedding_size + (self.chars.output_size if self.chars else 0)
@@ -158,8 +174,8 @@ class Tagger(nn.Module):
     def states(self, batch: TaggerBatch) -> Tensor:
         """Dropped-out recurrent states (B, T, D·H) that the output heads read."""
         ids, lengths, mask = batch.words
-        if self.training and self.cfg.word_dropout > 0:
-            drop = torch.rand(ids.shape, device=ids.device) < self.cfg.word_dropout
+        if self.training and (self.cfg.word_dropout > 0 or self.cfg.word_dropout_alpha > 0):
+            drop = torch.rand(ids.shape, device=ids.device) < self.word_drop[ids]
             ids = ids.masked_fill(drop & mask, self.unk_index)
         inputs = self.embedding(ids)  # (B, T, E)
         if self.chars is not None:
@@ -213,6 +229,19 @@ class Tagger(nn.Module):
         return tags, self.aux_proj(states).argmax(dim=2).masked_fill(~mask, 0)
 
 
+def _word_drop_probability(cfg: TaggerConfig, num_words: int, counts: Tensor | None) -> Tensor:
+    """Per-word dropout probability (num_words,): 1 − (1 − word_dropout)(1 − α/(c + α))."""
+    keep = torch.full((num_words,), 1.0 - cfg.word_dropout)
+    if cfg.word_dropout_alpha > 0:
+        if counts is None or counts.shape != (num_words,):
+            raise ConfigError(
+                "model.word_dropout_alpha needs the training count of every vocabulary word"
+            )
+        alpha = cfg.word_dropout_alpha
+        keep = keep * (1.0 - alpha / (counts.double().clamp(min=0) + alpha)).float()
+    return 1.0 - keep
+
+
 def build_tagger(
     cfg: TaggerConfig,
     num_words: int,
@@ -220,7 +249,8 @@ def build_tagger(
     num_tags: int,
     unk_index: int,
     num_aux_tags: int = 0,
+    word_counts: Tensor | None = None,
 ) -> Tagger:
     if cfg.name != "tagger":
         raise ConfigError(f"unknown tagging model {cfg.name!r} (known: tagger)")
-    return Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags)
+    return Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags, word_counts)

@@ -248,6 +248,7 @@ class TaggingTask(Task):
             len(data.tags),
             data.vocab.unk_index,
             num_aux_tags=len(data.aux_tags),
+            word_counts=torch.tensor([data.vocab.counts[w] for w in data.vocab.itos]),
         )
 
     # -- batches ------------------------------------------------------------------------
