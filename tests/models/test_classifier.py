@@ -34,7 +34,11 @@ CONFIGS: dict[str, RNNClassifierConfig | TextCNNConfig] = {
         embedding_size=6, hidden_size=8, pooling="mean", cell="gru", num_layers=2
     ),
     "rnn-max": RNNClassifierConfig(
-        embedding_size=6, hidden_size=8, pooling="max", bidirectional=False
+        embedding_size=6,
+        hidden_size=8,
+        pooling="max",
+        bidirectional=False,
+        embedding_init="uniform",
     ),
     "rnn-attention": RNNClassifierConfig(
         embedding_size=6, hidden_size=8, pooling="attention", attention_size=5
@@ -96,6 +100,17 @@ def test_multichannel_static_channel_is_frozen(tmp_path: Path) -> None:
     assert_overfits(model, make_batch(ROWS, LABELS), steps=5, lr=0.05, below=10.0)
     torch.testing.assert_close(model.static_embedding.weight, before)
     assert not model.static_embedding.weight.requires_grad
+
+
+def test_rnn_uniform_embedding_init_is_kims_range() -> None:
+    torch.manual_seed(0)
+    cfg = RNNClassifierConfig(embedding_size=50, hidden_size=8, embedding_init="uniform")
+    weight = build_classifier(cfg, 200, 2).embedding.weight.detach()
+    assert float(weight[1:].abs().max()) <= 0.25
+    assert float(weight[1:].std()) > 0.1  # spread over the range, U(-a, a) has std a/sqrt(3)
+    assert not bool(weight[0].any())  # padding is a zero vector
+    normal = build_classifier(RNNClassifierConfig(embedding_size=50, hidden_size=8), 200, 2)
+    assert float(normal.embedding.weight.detach()[1:].std()) > 0.8  # torch's N(0, 1) default
 
 
 def test_max_norm_bounds_output_rows() -> None:

@@ -58,6 +58,9 @@ class RNNClassifierConfig:
     dropout: float = 0.5
     vectors: str | None = None
     """word2vec file for the embedding (fine-tuned), e.g. a ``seqlab train w2v`` run's."""
+    embedding_init: Literal["normal", "uniform"] = "normal"
+    """Initial embedding: ``normal`` N(0, 1) (torch's default), or ``uniform`` U(-0.25, 0.25)
+    as Kim (2014) initialises words without pretrained vectors."""
 
     def validate(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -116,6 +119,10 @@ class RNNClassifier(_Classifier):
         super().__init__()
         self.cfg = cfg
         self.embedding = nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
+        if cfg.embedding_init == "uniform":
+            with torch.no_grad():
+                nn.init.uniform_(self.embedding.weight, -0.25, 0.25)
+                self.embedding.weight[0].zero_()  # padding stays zero
         self.rnn = Recurrent(
             cfg.cell,
             cfg.embedding_size,
