@@ -77,7 +77,8 @@ def _plain_step(model: PlainTagger, opt: torch.optim.Optimizer, batch: TaggerBat
 
 def run(quick: bool = False, steps: int | None = None, rounds: int = 3) -> dict[str, Any]:
     steps = steps or (5 if quick else 30)
-    cfg = load_config(CONFIG, ["trainer.progress=false", "model.word_dropout=0.0"])
+    overrides = ["trainer.progress=false", "model.word_dropout=0.0", "model.word_dropout_alpha=0.0"]
+    cfg = load_config(CONFIG, overrides)
     task = TaggingTask()
     with TemporaryDirectory() as tmp:
         data = task.setup(cfg, Path(tmp), train=True)
