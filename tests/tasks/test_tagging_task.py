@@ -135,6 +135,26 @@ def test_auxiliary_xpos_column_is_learnt_scored_and_predicted(tmp_path: Path) ->
     ]
 
 
+def test_lowercase_words_keep_their_case_in_output_and_chars(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg_path = write_config(tmp_path, lowercase=True)
+    result = runner.invoke(app, ["train", str(cfg_path), "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    words = json.loads((run / "vocab.json").read_text())["itos"]
+    assert "the" in words and all(w == w.lower() for w in words)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("The DOG Sleeps .\n")  # unseen forms of known words: not OOV when lowered
+    result = runner.invoke(app, ["predict", str(run), str(raw)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+    assert [(r[1], r[3]) for r in rows] == [
+        ("The", "DET"),
+        ("DOG", "NOUN"),
+        ("Sleeps", "VERB"),
+        (".", "PUNCT"),
+    ]
+
+
 def test_auxiliary_column_must_differ_and_needs_conllu(tmp_path: Path) -> None:
     for data, message in (
         ({"aux_column": "upos"}, "must differ"),
