@@ -36,7 +36,6 @@ from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
 from seqlab.nn.conv import MaskedConv1d, masked_max_over_time
 from seqlab.nn.crf import CRF
-from seqlab.nn.pooling import last_state
 from seqlab.nn.recurrent import Recurrent
 from seqlab.train.trainer import LossOutput
 
@@ -115,8 +114,9 @@ class CharFeatures(nn.Module):
             features, out_mask = self.conv(embedded.transpose(1, 2), mask)  # (N, F, C)
             return masked_max_over_time(features, out_mask)
         assert self.lstm is not None
-        output, _ = self.lstm(embedded, lengths=lengths.cpu())
-        return last_state(output, lengths, bidirectional=True)
+        # final states: forward after the last character, backward after the first
+        _, (h_n, _) = self.lstm(embedded, lengths=lengths.cpu())  # h_n (2, N, Hc)
+        return torch.cat([h_n[0], h_n[1]], dim=1)
 
 
 class Tagger(nn.Module):
