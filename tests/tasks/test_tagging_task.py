@@ -74,6 +74,15 @@ def last_json(output: str) -> dict[str, float]:
     return result
 
 
+def predict_raw(tmp_path: Path, run: Path, text: str) -> list[list[str]]:
+    """``seqlab predict RUN raw.txt`` on ``text``: the CoNLL-U token lines, split."""
+    raw = tmp_path / "raw.txt"
+    raw.write_text(text)
+    result = runner.invoke(app, ["predict", str(run), str(raw)])
+    assert result.exit_code == 0, result.output
+    return [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+
+
 def test_cli_train_eval_predict_round_trip(tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--out", str(run), "--json"])
@@ -88,11 +97,7 @@ def test_cli_train_eval_predict_round_trip(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(run), "--json"])
     assert result.exit_code == 0 and last_json(result.output)["test_acc"] == 100.0
 
-    raw = tmp_path / "raw.txt"
-    raw.write_text("the dog sleeps .\n\na cat runs\n")
-    result = runner.invoke(app, ["predict", str(run), str(raw)])
-    assert result.exit_code == 0, result.output
-    rows = [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+    rows = predict_raw(tmp_path, run, "the dog sleeps .\n\na cat runs\n")
     assert [(r[1], r[3]) for r in rows] == [
         ("the", "DET"),
         ("dog", "NOUN"),
@@ -122,11 +127,7 @@ def test_auxiliary_xpos_column_is_learnt_scored_and_predicted(tmp_path: Path) ->
     assert metrics["test_acc"] == 100.0 and metrics["test_aux_acc"] == 100.0
     assert json.loads((run / "aux_tags.json").read_text()) == ["XDET", "XNOUN", "XPUNCT", "XVERB"]
 
-    raw = tmp_path / "raw.txt"
-    raw.write_text("the dog sleeps .\n")
-    result = runner.invoke(app, ["predict", str(run), str(raw)])
-    assert result.exit_code == 0, result.output
-    rows = [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+    rows = predict_raw(tmp_path, run, "the dog sleeps .\n")
     assert [(r[3], r[4]) for r in rows] == [
         ("DET", "XDET"),
         ("NOUN", "XNOUN"),
@@ -142,11 +143,8 @@ def test_lowercase_words_keep_their_case_in_output_and_chars(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     words = json.loads((run / "vocab.json").read_text())["itos"]
     assert "the" in words and all(w == w.lower() for w in words)
-    raw = tmp_path / "raw.txt"
-    raw.write_text("The DOG Sleeps .\n")  # unseen forms of known words: not OOV when lowered
-    result = runner.invoke(app, ["predict", str(run), str(raw)])
-    assert result.exit_code == 0, result.output
-    rows = [line.split("\t") for line in result.output.splitlines() if line and line[0] != "#"]
+    # unseen forms of known words: not OOV once lower-cased
+    rows = predict_raw(tmp_path, run, "The DOG Sleeps .\n")
     assert [(r[1], r[3]) for r in rows] == [
         ("The", "DET"),
         ("DOG", "NOUN"),
