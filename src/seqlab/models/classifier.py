@@ -97,6 +97,14 @@ class TextCNNConfig:
             raise ConfigError("model.dropout must be in [0, 1)")
 
 
+def _kim_uniform_(embedding: nn.Embedding) -> None:
+    """Kim (2014): U(-0.25, 0.25) for words without pretrained vectors; row 0 (padding)
+    stays a zero vector."""
+    with torch.no_grad():
+        nn.init.uniform_(embedding.weight, -0.25, 0.25)
+        embedding.weight[0].zero_()
+
+
 class _Classifier(nn.Module):
     """The shared loss/predict of both classifiers over ``logits(batch)`` (B, K)."""
 
@@ -120,9 +128,7 @@ class RNNClassifier(_Classifier):
         self.cfg = cfg
         self.embedding = nn.Embedding(num_words, cfg.embedding_size, padding_idx=0)
         if cfg.embedding_init == "uniform":
-            with torch.no_grad():
-                nn.init.uniform_(self.embedding.weight, -0.25, 0.25)
-                self.embedding.weight[0].zero_()  # padding stays zero
+            _kim_uniform_(self.embedding)
         self.rnn = Recurrent(
             cfg.cell,
             cfg.embedding_size,
@@ -167,10 +173,8 @@ class TextCNN(_Classifier):
             else None
         )
         for embedding in (self.embedding, self.static_embedding):
-            if embedding is not None:  # Kim (2014): U(-0.25, 0.25) for words without vectors
-                nn.init.uniform_(embedding.weight, -0.25, 0.25)
-                with torch.no_grad():
-                    embedding.weight[0].zero_()
+            if embedding is not None:
+                _kim_uniform_(embedding)
         self.branches = nn.ModuleList()
         for width in cfg.widths:
             layers = nn.ModuleList()
