@@ -136,7 +136,7 @@ def test_auxiliary_xpos_column_is_learnt_scored_and_predicted(tmp_path: Path) ->
     ]
 
 
-def test_lowercase_words_keep_their_case_in_output_and_chars(tmp_path: Path) -> None:
+def test_lowercase_word_lookups_keep_the_forms_case_in_output(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg_path = write_config(tmp_path, lowercase=True)
     result = runner.invoke(app, ["train", str(cfg_path), "--out", str(run), "--json"])
