@@ -74,6 +74,11 @@ class TrainerConfig:
     """Also checkpoint every N steps (0: at each evaluation only)."""
     early_stopping: int = 0
     """Stop after this many evaluations without improvement of ``eval.metric`` (0: never)."""
+    ema_decay: float = 0.0
+    """When > 0, keep an exponential moving average of the weights (Polyak averaging,
+    ``avg = decay * avg + (1 - decay) * weights`` after every step); evaluation, the best
+    checkpoint and the final metrics use the averaged weights. 0.999 averages over about
+    the last 1000 steps."""
     log_every: int = 50
     progress: bool = True
     tensorboard: bool = False

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from seqlab.config import EvalConfig, ExperimentConfig, OptimConfig, TrainerConfig
-from seqlab.errors import TrainingError
+from seqlab.errors import ConfigError, TrainingError
 from seqlab.train.checkpoint import load_weights
 from seqlab.train.trainer import BEST_WEIGHTS, LossOutput, Trainer, seed_everything
 
@@ -88,6 +88,49 @@ def test_best_weights_are_the_best_evaluation(tmp_path: Path) -> None:
     load_weights(tmp_path / BEST_WEIGHTS, model)
     model.eval()
     assert evaluate(model)["val_loss"] == pytest.approx(best, rel=1e-6)
+
+
+def test_ema_weights_follow_the_formula_and_are_what_is_evaluated(tmp_path: Path) -> None:
+    decay = 0.9
+    seed_everything(1)
+    model = Toy()
+    trainer = Trainer(model, make_cfg(epochs=1, ema_decay=decay), tmp_path, evaluate)
+    expected: list[torch.Tensor] | None = None
+    for batch in batches(0):
+        trainer._train_step(batch)
+        now = [p.detach().clone() for p in model.parameters()]
+        # the first step copies the weights; later ones: avg = decay·avg + (1 − decay)·w
+        expected = (
+            now
+            if expected is None
+            else [decay * e + (1 - decay) * w for e, w in zip(expected, now, strict=True)]
+        )
+    assert trainer.average is not None and expected is not None
+    for got, want in zip(trainer.average.module.parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert not torch.equal(expected[0], model.net[0].weight)
+    trainer._evaluate(0.0, 0.0)
+    averaged = Toy()
+    load_weights(tmp_path / BEST_WEIGHTS, averaged)
+    averaged.eval()
+    for got, want in zip(averaged.parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert trainer.state.history[-1]["val_loss"] == pytest.approx(evaluate(averaged)["val_loss"])
+
+
+def test_ema_resume_continues_to_identical_numbers(tmp_path: Path) -> None:
+    full = run(tmp_path / "full", make_cfg(ema_decay=0.8))
+    part_dir = tmp_path / "part"
+    run(part_dir, make_cfg(max_steps=13, checkpoint_every=1, ema_decay=0.8))
+    resumed = run(part_dir, make_cfg(ema_decay=0.8), resume=True)
+    assert full.average is not None and resumed.average is not None
+    for a, b in zip(full.average.parameters(), resumed.average.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    run(tmp_path / "plain", make_cfg(max_steps=2))
+    with pytest.raises(ConfigError, match="without trainer.ema_decay"):
+        run(tmp_path / "plain", make_cfg(ema_decay=0.8), resume=True)
+    with pytest.raises(ConfigError, match=r"ema_decay must be in \[0, 1\)"):
+        Trainer(Toy(), make_cfg(ema_decay=1.0), tmp_path / "bad", evaluate)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:

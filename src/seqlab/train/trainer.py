@@ -23,9 +23,10 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from seqlab.config import ExperimentConfig
-from seqlab.errors import TrainingError
+from seqlab.errors import ConfigError, TrainingError
 from seqlab.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -102,7 +103,9 @@ class Trainer:
 
     Writes ``run_dir/checkpoint.pt`` (the full training state, atomically),
     ``run_dir/best.safetensors`` (weights with the best ``eval.metric``) and one JSON
-    line per evaluation to ``run_dir/metrics.jsonl``.
+    line per evaluation to ``run_dir/metrics.jsonl``. With ``trainer.ema_decay > 0`` the
+    trainer also keeps ``average``, an exponential moving average of the parameters
+    (buffers are copied as they are), and evaluates and saves that instead of ``model``.
     """
 
     def __init__(
@@ -123,6 +126,12 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), cfg.optim)
         self.schedule = Schedule(self.optimizer, cfg.optim)
         self.state = TrainState()
+        decay = cfg.trainer.ema_decay
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"trainer.ema_decay must be in [0, 1), got {decay}")
+        self.average: AveragedModel | None = None
+        if decay > 0:
+            self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
         self._stop_requested = False
         self._started = time.perf_counter()
         self._writer: Any = None
@@ -137,6 +146,8 @@ class Trainer:
             "rng": rng_state(),
             "state": self.state.__dict__,
         }
+        if self.average is not None:
+            payload["average"] = self.average.state_dict()
         save_checkpoint(self.run_dir / CHECKPOINT, payload)
 
     def load(self) -> None:
@@ -146,6 +157,13 @@ class Trainer:
         self.schedule.load_state_dict(payload["schedule"])
         set_rng_state(payload["rng"])
         self.state = TrainState(**payload["state"])
+        if self.average is not None:
+            if "average" not in payload:
+                raise ConfigError(
+                    "this checkpoint was trained without trainer.ema_decay; resume it with "
+                    "trainer.ema_decay=0"
+                )
+            self.average.load_state_dict(payload["average"])
 
     # ------------------------------------------------------------------ the loop
 
@@ -260,15 +278,26 @@ class Trainer:
         if tcfg.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.clip_norm)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         self.schedule.on_step()
         self.state.step += 1
         return out
 
+    def _evaluated(self) -> nn.Module:
+        """The weights that are evaluated and saved: the average when there is one."""
+        if self.average is None:
+            return self.model
+        for mine, theirs in zip(self.average.module.buffers(), self.model.buffers(), strict=True):
+            mine.copy_(theirs)
+        return self.average.module
+
     def _evaluate(self, train_loss: float, rate: float) -> None:
         st = self.state
-        self.model.eval()
+        model = self._evaluated()
+        model.eval()
         with torch.no_grad():
-            metrics = self.evaluate(self.model)
+            metrics = self.evaluate(model)
         self.model.train()
         ecfg = self.cfg.eval
         record: dict[str, Any] = {
@@ -288,7 +317,7 @@ class Trainer:
         if _is_better(value, st.best, ecfg.mode):
             st.best = value
             st.bad_evals = 0
-            save_weights(self.run_dir / BEST_WEIGHTS, self.model)
+            save_weights(self.run_dir / BEST_WEIGHTS, model)
         else:
             st.bad_evals += 1
             if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
