@@ -81,6 +81,30 @@ def test_battery(name: str, tmp_path: Path) -> None:
     assert model.predict(batch)[batch.words.mask].tolist() == batch.tags[batch.words.mask].tolist()
 
 
+@pytest.mark.parametrize("chars", ["cnn", "lstm"])
+def test_char_features_of_repeated_words_match_running_every_token(chars: str) -> None:
+    """The tagger runs each distinct spelling through the char network once; values and
+    gradients must equal those of running every token, as the plain formulation does."""
+    cfg = TaggerConfig(hidden_size=8, embedding_size=6, chars=chars, char_hidden_size=5)
+    model = build(cfg)
+    model.eval()  # no dropout, so both paths see the same network
+    rows = [[2, 3, 2, 5, 3], [5, 2], [3, 3, 11], [2]]  # words repeat within and across rows
+    batch = make_batch(rows)
+    mask = batch.words.mask
+    assert model.chars is not None
+    every = model.chars(batch.chars[mask], batch.char_lengths[mask])  # (N, F), one per token
+    grid = every.new_zeros(*mask.shape, every.shape[1])
+    grid[mask] = every
+    inputs = torch.cat([model.embedding(batch.words.ids), grid], dim=2)
+    reference = model.proj(model.rnn(inputs, lengths=batch.words.lengths)[0])
+    ref_grads = torch.autograd.grad(reference[mask].sum(), list(model.chars.parameters()))
+    scores = model.emissions(batch)
+    grads = torch.autograd.grad(scores[mask].sum(), list(model.chars.parameters()))
+    torch.testing.assert_close(scores[mask], reference[mask])
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
 def test_unknown_tags_are_left_out_of_the_softmax_loss() -> None:
     model = build(CONFIGS["softmax-cnn"])
     batch = make_batch(ROWS)

@@ -179,8 +179,13 @@ class Tagger(nn.Module):
             ids = ids.masked_fill(drop & mask, self.unk_index)
         inputs = self.embedding(ids)  # (B, T, E)
         if self.chars is not None:
-            # only the real words: (N, C) with N = number of tokens in the batch
-            feats = self.chars(batch.chars[mask], batch.char_lengths[mask])  # (N, F)
+            # only the real words, and each distinct spelling once: (U, C) with U <= N, the
+            # number of tokens in the batch; index_select's backward sums the gradients of
+            # repeated words, so values and gradients are those of running every token.
+            spellings, which = torch.unique(batch.chars[mask], dim=0, return_inverse=True)
+            lengths_n = batch.char_lengths[mask]  # (N,)
+            spelling_lengths = lengths_n.new_zeros(len(spellings)).scatter_(0, which, lengths_n)
+            feats = self.chars(spellings, spelling_lengths).index_select(0, which)  # (N, F)
             grid = feats.new_zeros(*ids.shape, feats.shape[1])  # (B, T, F)
             grid[mask] = feats
             inputs = torch.cat([inputs, grid], dim=2)
