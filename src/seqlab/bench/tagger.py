@@ -3,9 +3,11 @@
 Both sides train the same network (word embedding + char-BiLSTM features, 2-layer BiLSTM,
 linear output, dropout, Adam, gradient norm clipped at 5) on the same EWT batches in the
 same process, alternating blocks of steps so that machine noise hits both alike. seqlab's
-side is its real training step (``Trainer`` over ``Tagger``, ``Recurrent``); the plain
-side is the network written with ``nn.Embedding``, ``nn.LSTM`` (packed sequences) and
-``nn.Linear`` and a hand-written step. ``speed_ratio`` = seqlab / plain sentences/s.
+side is its real training step (``Trainer`` over ``Tagger``, ``Recurrent``; the char
+network runs once per distinct spelling in the batch, and Adam is torch's fused kernel); the
+plain side is the network written with ``nn.Embedding``, ``nn.LSTM`` (packed sequences) and
+``nn.Linear``, every token through the char-LSTM, and a hand-written step with the default
+``torch.optim.Adam``. ``speed_ratio`` = seqlab / plain sentences/s.
 ``predict_sentences_per_s``: ``TaggingTask.tag_sentences`` on the dev set (batching and
 decoding included).
 """
