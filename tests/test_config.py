@@ -56,6 +56,8 @@ def test_override_types_are_checked() -> None:
         from_dict(apply_overrides(RAW, ["optim.name=lbfgs"]))
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(RAW, ["trainer.epochs"])
+    with pytest.raises(ConfigError, match=r"trainer.ema_decay must be in \[0, 1\), got 1.0"):
+        from_dict(apply_overrides(RAW, ["trainer.ema_decay=1"]))
 
 
 def test_bool_is_not_an_int() -> None:

@@ -85,6 +85,10 @@ class TrainerConfig:
     threads: int = 0
     """torch intra-op threads (0: torch's default)."""
 
+    def validate(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
+
 
 @dataclass(frozen=True)
 class EvalConfig:

@@ -126,9 +126,8 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), cfg.optim)
         self.schedule = Schedule(self.optimizer, cfg.optim)
         self.state = TrainState()
+        cfg.trainer.validate()  # configs built in Python skip the loader's check
         decay = cfg.trainer.ema_decay
-        if not 0.0 <= decay < 1.0:
-            raise ConfigError(f"trainer.ema_decay must be in [0, 1), got {decay}")
         self.average: AveragedModel | None = None
         if decay > 0:
             self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
