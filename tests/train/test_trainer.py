@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 
 from seqlab.config import EvalConfig, ExperimentConfig, OptimConfig, TrainerConfig
@@ -158,6 +161,22 @@ def test_early_stopping(tmp_path: Path) -> None:
     assert len(trainer.state.history) == 4
     assert trainer.state.history[-1]["early_stopped"] is True
     assert trainer.state.best == 0.5
+
+
+def test_log_lines_are_not_wrapped_in_a_narrow_log_file(tmp_path: Path) -> None:
+    """A log file is an 80-column console to rich: every line must still be whole, so that
+    ``grep val_loss`` finds the number next to the key."""
+    out = io.StringIO()
+    console = Console(file=out, width=30, force_terminal=False)
+    seed_everything(1)
+    Trainer(Toy(), make_cfg(epochs=2, log_every=4), tmp_path, evaluate, console).fit(batches)
+    lines = out.getvalue().splitlines()
+    evals = [line for line in lines if line.startswith("step ")]
+    logs = [line for line in lines if line.startswith("epoch ")]
+    assert len(evals) == 2 and len(logs) == 4
+    assert all(re.search(r"val_loss \d", line) for line in evals)
+    assert all(re.search(r"lr [\d.]+$", line) for line in logs)
+    assert len(lines) == len(evals) + len(logs)
 
 
 def test_max_steps_and_clipping(tmp_path: Path) -> None:

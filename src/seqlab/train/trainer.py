@@ -223,6 +223,7 @@ class Trainer:
                             f"epoch {st.epoch + 1} step {st.step} loss {loss:.4f} "
                             f"{rate:.0f} items/s lr {self.schedule.lr:.4g}",
                             highlight=False,
+                            soft_wrap=True,
                         )
                     if self._stop_requested:
                         self.save()
@@ -332,7 +333,8 @@ class Trainer:
         shown = "  ".join(
             f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "epoch"
         )
-        self.console.print(f"[bold]step {st.step}[/bold]  {shown}")
+        # soft_wrap: one line per evaluation, whatever the width (a log file is 80 columns)
+        self.console.print(f"[bold]step {st.step}[/bold]  {shown}", soft_wrap=True)
         self.save()
 
     def _progress(self) -> Progress:
