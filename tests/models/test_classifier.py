@@ -125,3 +125,6 @@ def test_max_norm_bounds_output_rows() -> None:
 def test_pretrained_variant_needs_vectors() -> None:
     with pytest.raises(ConfigError, match="needs model.vectors"):
         TextCNNConfig(variant="static").validate()
+    with pytest.raises(ConfigError, match="'rand' learns its embeddings from scratch"):
+        TextCNNConfig(variant="rand", vectors="vectors.bin").validate()
+    TextCNNConfig(variant="non-static", vectors="vectors.bin").validate()

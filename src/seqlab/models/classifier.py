@@ -93,6 +93,11 @@ class TextCNNConfig:
             raise ConfigError("model.widths, model.maps and model.layers must be >= 1")
         if self.variant != "rand" and self.vectors is None:
             raise ConfigError(f"model.variant {self.variant!r} needs model.vectors (a w2v file)")
+        if self.variant == "rand" and self.vectors is not None:
+            raise ConfigError(
+                "model.variant 'rand' learns its embeddings from scratch: drop model.vectors, "
+                "or set model.variant to non-static (fine-tuned), static or multichannel"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout must be in [0, 1)")
 
