@@ -45,6 +45,7 @@ CONFIGS: dict[str, RNNClassifierConfig | TextCNNConfig] = {
     ),
     "cnn-kim": TextCNNConfig(embedding_size=6, maps=5),
     "cnn-wide": TextCNNConfig(embedding_size=6, maps=5, padding="full", layers=2),
+    "cnn-pool-padding": TextCNNConfig(embedding_size=6, maps=5, padding="full", pool_padding=True),
     "cnn-options": TextCNNConfig(
         embedding_size=6,
         maps=5,
@@ -128,3 +129,43 @@ def test_pretrained_variant_needs_vectors() -> None:
     with pytest.raises(ConfigError, match="'rand' learns its embeddings from scratch"):
         TextCNNConfig(variant="rand", vectors="vectors.bin").validate()
     TextCNNConfig(variant="non-static", vectors="vectors.bin").validate()
+
+
+def test_pool_padding_equals_pooling_over_zero_words() -> None:
+    """``pool_padding`` with wide convolution gives what Kim's code computes: the sentence
+    padded with zero vectors to a longer length, every window pooled."""
+    cfg = TextCNNConfig(embedding_size=6, maps=5, padding="full")
+    model = build(TextCNNConfig(**{**cfg.__dict__, "pool_padding": True}))
+    plain = build(cfg)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():  # positive biases, so the floor matters
+        for branch in cast(TextCNN, model).branches:
+            for conv in cast(torch.nn.ModuleList, branch):
+                conv.conv.bias.uniform_(0.5, 1.0)
+        plain.load_state_dict(model.state_dict())
+    model.eval()
+    plain.eval()
+    extra = 6  # more zero words than any receptive field, on each side
+    padded = [[0] * extra + row + [0] * extra for row in ROWS]
+    expected = plain.logits(make_batch(padded, LABELS))  # pad id 0 counted as real words
+    torch.testing.assert_close(model.logits(make_batch(ROWS, LABELS)), expected)
+    assert not torch.allclose(plain.logits(make_batch(ROWS, LABELS)), expected)
+
+
+def test_kim_init_zeroes_biases_and_output_layer() -> None:
+    model = build(TextCNNConfig(embedding_size=6, maps=5, init="kim"))
+    assert isinstance(model, TextCNN)
+    assert not bool(model.out.weight.any()) and not bool(model.out.bias.any())
+    for branch in model.branches:
+        for conv in cast(torch.nn.ModuleList, branch):
+            assert not bool(conv.conv.bias.any()) and bool(conv.conv.weight.any())
+    batch = make_batch(ROWS, LABELS)
+    assert not bool(model.logits(batch).any())
+    assert_overfits(model, batch, steps=300, lr=0.05, below=0.05)
+
+
+def test_pool_padding_needs_max_pooling() -> None:
+    with pytest.raises(ConfigError, match="pool_padding needs model.pooling: max"):
+        TextCNNConfig(pooling="mean", pool_padding=True).validate()
+    with pytest.raises(ConfigError, match="model.layers: 1"):
+        TextCNNConfig(layers=2, pool_padding=True).validate()

@@ -85,10 +85,18 @@ class TextCNNConfig:
     separable: bool = False
     pooling: Literal["max", "mean"] = "max"
     """``max``: max-over-time (Kim); ``mean``: global average pooling."""
+    pool_padding: bool = False
+    """Max-pool over all-padding windows too, as Kim's code does (it pads every sentence to
+    the longest): a feature never falls below ``relu(bias)`` (one layer, max pooling)."""
+    init: Literal["torch", "kim"] = "torch"
+    """``torch``: PyTorch's default initialisation; ``kim``: zero convolution biases and a
+    zero output layer, as Kim's (2014) Theano code (embeddings are U(-0.25, 0.25) either way)."""
     dropout: float = 0.5
     max_norm: float | None = 3.0
 
     def validate(self) -> None:
+        if self.pool_padding and (self.pooling != "max" or self.layers != 1):
+            raise ConfigError("model.pool_padding needs model.pooling: max and model.layers: 1")
         if not self.widths or min(self.widths) < 1 or self.maps < 1 or self.layers < 1:
             raise ConfigError("model.widths, model.maps and model.layers must be >= 1")
         if self.variant != "rand" and self.vectors is None:
@@ -198,25 +206,48 @@ class TextCNN(_Classifier):
             self.branches.append(layers)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(len(cfg.widths) * cfg.maps, num_labels)
+        if cfg.init == "kim":
+            with torch.no_grad():
+                for module in self.modules():
+                    if isinstance(module, nn.Conv1d) and module.bias is not None:
+                        module.bias.zero_()
+                self.out.weight.zero_()
+                self.out.bias.zero_()
 
     def logits(self, batch: ClassifyBatch) -> Tensor:
         ids, _, mask = batch.words
         channels = [self.embedding(ids).transpose(1, 2)]  # (B, E, T)
         if self.static_embedding is not None:
             channels.append(self.static_embedding(ids).transpose(1, 2))
+        pool = masked_max_over_time if self.cfg.pooling == "max" else masked_mean_over_time
         pooled = []
         for layers in self.branches:
-            features, feature_mask = channels, mask
-            for conv in cast(nn.ModuleList, layers):
-                outputs = [conv(channel, feature_mask) for channel in features]
-                # multichannel: the same filters over both channels, summed (Kim, 2014)
-                summed = torch.stack([o for o, _ in outputs]).sum(0)
-                features, feature_mask = [F.relu(summed)], outputs[0][1]
-            pool = masked_max_over_time if self.cfg.pooling == "max" else masked_mean_over_time
-            pooled.append(pool(features[0], feature_mask))  # (B, maps)
+            features, feature_mask = self._branch(cast(nn.ModuleList, layers), channels, mask)
+            branch = pool(features, feature_mask)  # (B, maps)
+            if self.cfg.pool_padding:
+                # a window over padding only: the convolution's response to zero
+                # vectors, relu(bias) (summed over multichannel's channels)
+                zeros = [c.new_zeros(1, c.shape[1], 1) for c in channels]
+                padding, _ = self._branch(cast(nn.ModuleList, layers), zeros, mask.new_ones(1, 1))
+                branch = torch.maximum(branch, padding[:, :, 0])
+            pooled.append(branch)
         if self.cfg.max_norm is not None:
             apply_max_norm(self.out.weight, self.cfg.max_norm)
         return self.out(self.dropout(torch.cat(pooled, dim=1)))
+
+    @staticmethod
+    def _branch(
+        layers: nn.ModuleList, channels: list[Tensor], mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """One width's convolution stack: channels [(B, E, T)], mask (B, T) ->
+        (features (B, maps, T'), mask (B, T'))."""
+        features, feature_mask = channels, mask
+        for conv in layers:
+            outputs = [conv(channel, feature_mask) for channel in features]
+            # multichannel: the same filters over both channels, summed (Kim, 2014)
+            summed = torch.stack([o for o, _ in outputs]).sum(0)
+            features, feature_mask = [F.relu(summed)], outputs[0][1]
+        return features[0], feature_mask
 
 
 def build_classifier(
