@@ -137,3 +137,31 @@ def test_configs_load_and_sst_refuses_folds() -> None:
     cfg = load_config(REPO / "configs" / "sst2_cnn_rand.yaml", ["eval.folds=2"])
     with pytest.raises(ConfigError, match="fixed train/dev/test"):
         SentenceClassifyTask().setup(cfg, Path("."), train=True)
+
+
+@pytest.mark.parametrize("batching", ["bucket", "random"])
+def test_training_batches_bucketed_or_random(batching: str) -> None:
+    from collections import Counter
+
+    from seqlab.data.vocab import Vocab
+    from seqlab.tasks.sentence_classify import ClassifyData
+
+    lengths = [1 + i % 40 for i in range(400)]
+    tokens = [["w"] * n for n in lengths]
+    labels = list(range(400))  # the label names the example
+    data = ClassifyData(Vocab.from_counter(Counter(["w"])), ["a"], {"train": (tokens, labels)}, {})
+    cfg = load_config(
+        REPO / "configs" / "sst1_cnn_rand.yaml",
+        ["trainer.batch_size=20", f"data.batching={batching}"],
+    )
+    batches = list(SentenceClassifyTask().train_batches(cfg, data, epoch=1))
+    seen = sorted(i for b in batches for i in b.labels.tolist())
+    assert seen == labels  # every example once per epoch
+    spreads = [
+        max(lengths[i] for i in b.labels.tolist()) - min(lengths[i] for i in b.labels.tolist())
+        for b in batches
+    ]
+    if batching == "bucket":
+        assert max(spreads) <= 2  # one bucket of 400, sorted by length
+    else:
+        assert sum(spreads) / len(spreads) > 25  # 20 lengths drawn from 1..40

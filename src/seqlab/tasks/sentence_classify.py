@@ -67,6 +67,11 @@ class ClassifyDataConfig:
     test_fraction: float = 0.1
     split_seed: int = 1234
     eval_batch_size: int = 500
+    batching: Literal["bucket", "random"] = "bucket"
+    """Training batches: ``bucket`` groups examples of similar length (less padding, fast);
+    ``random`` draws each batch at random from the whole training set, as Kim's (2014) code
+    does. With SST phrases, length and label go together (most short phrases are neutral),
+    so bucketed batches have skewed label mixes."""
 
     def validate(self) -> None:
         if self.max_length < 1:
@@ -241,12 +246,15 @@ class SentenceClassifyTask(Task):
     def train_batches(
         self, cfg: ExperimentConfig, data: ClassifyData, epoch: int
     ) -> Iterator[ClassifyBatch]:
+        dcfg: ClassifyDataConfig = cfg.data
         tokens, labels = data.splits["train"]
         order = bucket_batches(
             [len(t) for t in tokens],
             cfg.trainer.batch_size,
             shuffle=True,
             seed=cfg.trainer.seed * 100_003 + epoch,
+            # one batch per bucket: the shuffled order cut into consecutive batches
+            bucket_size_multiplier=50 if dcfg.batching == "bucket" else 1,
         )
         for chosen in order:
             batch = self.make_batch(
