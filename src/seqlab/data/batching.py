@@ -46,12 +46,16 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_index: int, max_len: int | None
     return Padded(ids, lengths, mask)
 
 
+BUCKET_SIZE_MULTIPLIER = 50
+"""Batches per length bucket in ``bucket_batches`` by default."""
+
+
 def bucket_batches(
     lengths: Sequence[int],
     batch_size: int,
     shuffle: bool,
     seed: int,
-    bucket_size_multiplier: int = 50,
+    bucket_size_multiplier: int = BUCKET_SIZE_MULTIPLIER,
 ) -> list[list[int]]:
     """Group indices ``0..len(lengths)-1`` into batches of similar length.
 

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.data.batching import bucket_batches, pad_batch
+from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
@@ -254,7 +254,7 @@ class SentenceClassifyTask(Task):
             shuffle=True,
             seed=cfg.trainer.seed * 100_003 + epoch,
             # one batch per bucket: the shuffled order cut into consecutive batches
-            bucket_size_multiplier=50 if dcfg.batching == "bucket" else 1,
+            bucket_size_multiplier=BUCKET_SIZE_MULTIPLIER if dcfg.batching == "bucket" else 1,
         )
         for chosen in order:
             batch = self.make_batch(
