@@ -9,11 +9,10 @@ from seqlab.config import (
     TrainerConfig,
     apply_overrides,
     build_dataclass,
-    from_dict,
-    load_config,
     save_config,
 )
 from seqlab.errors import ConfigError
+from seqlab.loader import from_dict, load_config
 
 RAW = {
     "task": "bow_classify",

@@ -100,16 +100,16 @@ def train(
     debug: bool = DebugOpt,
 ) -> None:
     """Train a model; writes config.yaml, metrics.jsonl, checkpoints and metrics.json."""
-    from seqlab.config import load_config
     from seqlab.errors import ConfigError
-    from seqlab.runs import CONFIG_FILE
+    from seqlab.loader import load_config
+    from seqlab.rundir import RunDir
     from seqlab.runs import train as train_run
     from seqlab.train.trainer import Interrupted
 
     if config is None:
         if not (resume and out is not None):
             raise ConfigError("give a CONFIG file (or --resume --out RUN_DIR)")
-        config = out / CONFIG_FILE
+        config = RunDir(out).config
     cfg = load_config(config, sets)
     run_dir = out if out is not None else Path("runs") / config.stem
     try:
@@ -223,7 +223,7 @@ def plot(
     debug: bool = DebugOpt,
 ) -> None:
     """Draw a figure of a run (learning curves, ...) as PNG."""
-    from seqlab.analysis.plots import make_plot
+    from seqlab.plots import make_plot
 
     word_list = [w for item in words for w in item.split(",") if w] if words else None
     path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh)

@@ -20,6 +20,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 from seqlab.errors import ConfigError
+from seqlab.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -311,37 +312,5 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
-    """Validate a plain dict into an ExperimentConfig (task and model chosen by name)."""
-    from seqlab.tasks import TASKS
-
-    for key in raw:
-        if key not in SECTIONS:
-            raise unknown_key(key, list(SECTIONS))
-    if "task" not in raw:
-        raise ConfigError("config key 'task' is required (e.g. task: lm_char_mlp)")
-    task = TASKS.get(str(raw["task"]))
-    data = build_dataclass(task.data_config, raw.get("data"), "data")
-    model_raw = dict(raw.get("model") or {})
-    model_name = model_raw.get("name", task.default_model)
-    model_cls = task.models.get(str(model_name))
-    model_raw["name"] = model_name
-    model = build_dataclass(model_cls, model_raw, "model")
-    return ExperimentConfig(
-        task=str(raw["task"]),
-        data=data,
-        model=model,
-        optim=build_dataclass(OptimConfig, raw.get("optim"), "optim"),
-        trainer=build_dataclass(TrainerConfig, raw.get("trainer"), "trainer"),
-        eval=build_dataclass(EvalConfig, raw.get("eval"), "eval"),
-    )
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    return from_dict(apply_overrides(read_yaml(path), overrides or []))
-
-
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    from seqlab.train.checkpoint import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False))

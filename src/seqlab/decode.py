@@ -17,20 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from seqlab.contract import Decodable
 from seqlab.errors import ConfigError
-
-
-class Decodable(Protocol):
-    def start(self, prompt: Tensor) -> tuple[Tensor, Any]: ...
-
-    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
-
-    def select_state(self, state: Any, index: Tensor) -> Any: ...
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

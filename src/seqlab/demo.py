@@ -16,8 +16,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from seqlab.config import ExperimentConfig, apply_overrides, from_dict
+from seqlab.config import ExperimentConfig, apply_overrides
 from seqlab.evaluation import generate_stream
+from seqlab.loader import from_dict
+from seqlab.rundir import RunDir
 from seqlab.runs import train
 
 
@@ -76,4 +78,4 @@ def _uniform_bpc(run_dir: Path) -> float:
 
     from seqlab.data.vocab import Vocab
 
-    return math.log2(len(Vocab.load(run_dir / "vocab.json")))
+    return math.log2(len(Vocab.load(RunDir(run_dir).vocab)))

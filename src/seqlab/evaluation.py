@@ -1,15 +1,92 @@
-"""Use a finished run: evaluate it, predict with it, generate from it."""
+"""Use a finished run: load it once, then evaluate, predict and generate with it.
+
+:class:`LoadedRun` is a run dir read once (config, task, prepared data and vocabulary,
+the best model on its device in eval mode); ``seqlab eval / predict / generate`` and the
+HTTP service all go through it. A cross-validated run is evaluated fold by fold and
+predicts with its first fold's model.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqlab.errors import DataError, RunDirError
+import torch
+from torch import nn
+
+from seqlab.config import ExperimentConfig
+from seqlab.errors import DataError
+from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config, summarize_folds
-from seqlab.tasks import TASKS
+from seqlab.tasks import TASKS, Task
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A finished run, loaded once: its config, task, prepared data and best model.
+
+    ``model`` is on ``cfg.trainer.device`` (or the ``device`` given to :meth:`load`) and in
+    eval mode; nothing here writes to the run dir except :meth:`evaluate`'s report.
+    """
+
+    run_dir: Path
+    cfg: ExperimentConfig
+    task: Task
+    model: nn.Module
+    data: Any
+
+    @classmethod
+    def load(
+        cls,
+        run_dir: Path,
+        *,
+        data_path: str | None = None,
+        fold: int | None = None,
+        device: str | None = None,
+    ) -> LoadedRun:
+        """Load ``run_dir`` (its fold ``fold`` for a cross-validated run; ``data_path``
+        replaces the evaluation split's file; ``device`` overrides the trained one)."""
+        cfg = load_run_config(run_dir)
+        if device is not None:
+            cfg = cfg.replace(trainer=dataclasses.replace(cfg.trainer, device=device))
+        if cfg.eval.folds > 1 and fold is None and data_path is None:
+            fold = 0  # a cross-validated run predicts with its first fold's model
+        model_dir = RunDir(run_dir).fold(fold).path if fold is not None else run_dir
+        task = TASKS.get(cfg.task)
+        model, data = task.load_trained(cfg, model_dir, data_path, fold=fold)
+        return cls(run_dir=run_dir, cfg=cfg, task=task, model=model, data=data)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.cfg.trainer.device)
+
+    def splits(self) -> list[str]:
+        return self.task.splits(self.data)
+
+    def evaluate(self, split: str = "test", *, report: bool = False) -> dict[str, float]:
+        """Metrics of the best weights on ``split``; with ``report`` also write the split's
+        inspection files (a tagger's confusion counts) into the run dir."""
+        held = getattr(self.data, "splits", {})  # a task may hold splits it does not list
+        if split not in self.splits() and not (split == "test" and "test" in held):
+            raise DataError(f"split {split!r} is not available (this run has {self.splits()})")
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.cfg, self.model, self.data, split)
+            if report:
+                self.task.write_report(self.cfg, self.model, self.data, split)
+        return metrics
+
+    def predict(self, lines: Iterable[str]) -> Iterator[str]:
+        """One output line per input line (labels, tags, nearest words...)."""
+        with torch.no_grad():
+            yield from self.task.predict(self.cfg, self.model, self.data, lines)
+
+    def generate(self, **options: Any) -> Iterator[str]:
+        """The prompt, then generated text piece by piece (options as in ``Task.generate``)."""
+        yield from self.task.generate(self.cfg, self.model, self.data, **options)
 
 
 def evaluate_run(
@@ -21,72 +98,44 @@ def evaluate_run(
     summarized by mean and std.
     """
     cfg = load_run_config(run_dir)
-    task = TASKS.get(cfg.task)
     if cfg.eval.folds > 1 and data_path is None:
-        per_fold = []
-        for fold in range(cfg.eval.folds):
-            fold_dir = run_dir / f"fold{fold}"
-            model, data = task.load_trained(cfg, fold_dir, None, fold=fold)
-            per_fold.append(_evaluate_split(task, cfg, model, data, split))
+        per_fold = [
+            LoadedRun.load(run_dir, fold=fold).evaluate(split) for fold in range(cfg.eval.folds)
+        ]
         result = summarize_folds(per_fold)
         result.pop("per_fold")
         return result
-    model, data = task.load_trained(cfg, run_dir, data_path)
+    run = LoadedRun.load(run_dir, data_path=data_path)
     if data_path is not None:
-        split = "test" if "test" in task.splits(data) or split == "test" else split
-    return _evaluate_split(task, cfg, model, data, split)
-
-
-def _evaluate_split(task: Any, cfg: Any, model: Any, data: Any, split: str) -> dict[str, float]:
-    available = task.splits(data)
-    if split not in available and not (
-        split == "test" and hasattr(data, "splits") and "test" in getattr(data, "splits", {})
-    ):
-        raise DataError(f"split {split!r} is not available (this run has {available})")
-    result: dict[str, float] = task.evaluate(cfg, model, data, split)
-    return result
-
-
-def _single_run(run_dir: Path) -> tuple[Path, int | None]:
-    """A cross-validated run predicts with its first fold's model."""
-    cfg = load_run_config(run_dir)
-    if cfg.eval.folds > 1:
-        return run_dir / "fold0", 0
-    return run_dir, None
+        split = "test" if "test" in run.splits() or split == "test" else split
+        return run.evaluate(split)
+    return run.evaluate(split, report=True)
 
 
 def predict_lines(run_dir: Path, source: str, lines: list[str] | None = None) -> Iterator[str]:
     """One output line per input line of ``source`` (a path, or ``-`` for stdin), or of
     ``lines`` when given."""
-    cfg = load_run_config(run_dir)
-    model_dir, fold = _single_run(run_dir)
-    task = TASKS.get(cfg.task)
-    model, data = task.load_trained(cfg, model_dir, None, fold=fold)
+    run = LoadedRun.load(run_dir)
     if lines is not None:
-        yield from task.predict(cfg, model, data, lines)
+        yield from run.predict(lines)
         return
     if source == "-":
-        yield from task.predict(cfg, model, data, sys.stdin)
+        yield from run.predict(sys.stdin)
         return
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: input file not found")
     try:
         with open(path, encoding="utf-8") as handle:
-            yield from task.predict(cfg, model, data, handle)
+            yield from run.predict(handle)
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from err
 
 
-def generate_stream(run_dir: Path, **kwargs: Any) -> Iterator[str]:
+def generate_stream(run_dir: Path, **options: Any) -> Iterator[str]:
     """The prompt, then generated text piece by piece (options as in ``Task.generate``)."""
-    cfg = load_run_config(run_dir)
-    task = TASKS.get(cfg.task)
-    if not (run_dir / "best.safetensors").exists():
-        raise RunDirError(f"{run_dir}: no trained weights yet")
-    model, data = task.load_trained(cfg, run_dir, None)
-    yield from task.generate(cfg, model, data, **kwargs)
+    yield from LoadedRun.load(run_dir).generate(**options)
 
 
-def generate_text(run_dir: Path, **kwargs: Any) -> str:
-    return "".join(generate_stream(run_dir, **kwargs))
+def generate_text(run_dir: Path, **options: Any) -> str:
+    return "".join(generate_stream(run_dir, **options))

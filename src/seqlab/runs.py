@@ -17,13 +17,13 @@ from typing import Any
 
 from rich.console import Console
 
-from seqlab.config import ExperimentConfig, from_dict, read_yaml, save_config
+from seqlab.config import ExperimentConfig, read_yaml, save_config
 from seqlab.errors import ConfigError, RunDirError, SeqlabError
+from seqlab.io import atomic_write_text
+from seqlab.loader import from_dict
+from seqlab.rundir import RunDir
 from seqlab.tasks import TASKS
-from seqlab.train.checkpoint import atomic_write_text
-from seqlab.train.trainer import CHECKPOINT
 
-CONFIG_FILE = "config.yaml"
 RESUMABLE = (
     "epochs",
     "max_steps",
@@ -33,19 +33,18 @@ RESUMABLE = (
     "log_every",
     "tensorboard",
 )
-METRICS_FILE = "metrics.json"
 
 
 def holds_run(run_dir: Path) -> bool:
-    return (run_dir / CONFIG_FILE).exists()
+    return RunDir(run_dir).config.exists()
 
 
 def load_run_config(run_dir: Path) -> ExperimentConfig:
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: no such run dir")
     if not holds_run(run_dir):
-        raise RunDirError(f"{run_dir}: not a run dir (no {CONFIG_FILE}); train into it first")
-    return from_dict(read_yaml(run_dir / CONFIG_FILE))
+        raise RunDirError(f"{run_dir}: not a run dir (no config.yaml); train into it first")
+    return from_dict(read_yaml(RunDir(run_dir).config))
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
@@ -59,7 +58,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
         raise RunDirError(f"{run_dir}: exists and is not a directory")
     if resume:
         if not holds_run(run_dir):
-            raise RunDirError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+            raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
         return False
     if holds_run(run_dir):
         if not force:
@@ -89,7 +88,7 @@ def train(
         created = False
     else:
         created = prepare_run_dir(run_dir, resume=False, force=force)
-        save_config(cfg, run_dir / CONFIG_FILE)
+        save_config(cfg, RunDir(run_dir).config)
     task = TASKS.get(cfg.task)
     try:
         if cfg.eval.folds > 1:
@@ -98,13 +97,13 @@ def train(
             metrics = _cross_validate(cfg, run_dir, resume=resume, console=console)
         else:
             metrics = task.fit(
-                cfg, run_dir, resume=resume and (run_dir / CHECKPOINT).exists(), console=console
+                cfg, run_dir, resume=resume and RunDir(run_dir).checkpoint.exists(), console=console
             )
     except SeqlabError:
-        if created and not any(run_dir.rglob(CHECKPOINT)):
+        if created and not any(run_dir.rglob(RunDir(run_dir).checkpoint.name)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was made
         raise
-    atomic_write_text(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(RunDir(run_dir).metrics, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -119,7 +118,7 @@ def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentCon
     }
     trainer = dataclasses.replace(saved.trainer, **changes)
     cfg = saved.replace(trainer=trainer)
-    save_config(cfg, run_dir / CONFIG_FILE)
+    save_config(cfg, RunDir(run_dir).config)
     return cfg
 
 
@@ -129,8 +128,8 @@ def _cross_validate(
     task = TASKS.get(cfg.task)
     per_fold: list[dict[str, float]] = []
     for fold in range(cfg.eval.folds):
-        fold_dir = run_dir / f"fold{fold}"
-        done = fold_dir / METRICS_FILE
+        fold_dir = RunDir(run_dir).fold(fold).path
+        done = RunDir(fold_dir).metrics
         if resume and done.exists():
             per_fold.append(json.loads(done.read_text(encoding="utf-8")))
             continue
@@ -139,7 +138,7 @@ def _cross_validate(
         metrics = task.fit(
             cfg,
             fold_dir,
-            resume=resume and (fold_dir / CHECKPOINT).exists(),
+            resume=resume and RunDir(fold_dir).checkpoint.exists(),
             fold=fold,
             console=console,
         )

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqlab.contract import contract
 from seqlab.train.checkpoint import load_weights, save_weights
-from seqlab.train.trainer import contract
 
 
 def assert_all_parameters_get_gradient(model: nn.Module, batch: Any) -> None:

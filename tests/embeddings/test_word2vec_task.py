@@ -16,11 +16,11 @@ from seqlab.config import (
 )
 from seqlab.embeddings.vectors_io import load_word2vec
 from seqlab.errors import ConfigError, DataError
+from seqlab.plots import run_embeddings
 from seqlab.tasks.word2vec import (
     Word2VecDataConfig,
     Word2VecModelConfig,
     Word2VecTask,
-    plot_embeddings,
     word2vec_config,
 )
 
@@ -97,7 +97,7 @@ def test_fit_saves_vectors_and_metrics_then_eval_and_predict(
         list(task.predict(cfg, model, eval_files, ["zebra"]))
     only_pairs = task.setup_eval(cfg, run_dir, str(files["pairs"]))
     assert only_pairs.analogies is None and list(only_pairs.similarity) == ["pairs"]
-    png = plot_embeddings(run_dir, tmp_path / "map.png", ["red", "green", "blue", "cat"])
+    png = run_embeddings(run_dir, tmp_path / "map.png", ["red", "green", "blue", "cat"])
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -14,11 +14,11 @@ from scipy.linalg import subspace_angles
 from typer.testing import CliRunner
 
 from seqlab.cli import app
-from seqlab.config import from_dict, load_config
 from seqlab.errors import ConfigError, TrainingError
 from seqlab.evaluation import evaluate_run
 from seqlab.experiments import ae_mr
 from seqlab.experiments.ae_mr import PCA
+from seqlab.loader import from_dict, load_config
 from seqlab.runs import train
 from seqlab.tasks import TASKS
 from seqlab.tasks.autoencoder import (

@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from seqlab.cli import app
-from seqlab.config import load_config
 from seqlab.embeddings.vectors_io import WordVectors, save_word2vec
 from seqlab.errors import ConfigError
+from seqlab.loader import load_config
 from seqlab.tasks import TASKS
 from seqlab.tasks.sentence_classify import ClassifyDataConfig, SentenceClassifyTask, load_sst
 

@@ -11,9 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from seqlab.cli import app
-from seqlab.config import from_dict, load_config
 from seqlab.errors import ConfigError, DataError
 from seqlab.evaluation import evaluate_run, generate_text
+from seqlab.loader import from_dict, load_config
 from seqlab.models.ngram import NGramLM
 from seqlab.runs import train
 from seqlab.tasks import TASKS
@@ -65,7 +65,7 @@ def test_train_eval_generate_on_three_files(tmp_path: Path) -> None:
     cfg = from_dict(config(three_files(tmp_path)))
     run = tmp_path / "run"
     metrics = train(cfg, run)
-    assert {"vocab.json", "best.safetensors", "metrics.json", "metrics.jsonl"} <= {
+    assert {"vocab.json", "counts.safetensors", "metrics.json", "metrics.jsonl"} <= {
         p.name for p in run.iterdir()
     }
     # 2 sentences, 7 words + 2 <eos> in the test file; every word is in the vocabulary.
@@ -74,7 +74,7 @@ def test_train_eval_generate_on_three_files(tmp_path: Path) -> None:
     assert metrics["val_loss"] == pytest.approx(math.log(metrics["val_ppl"]), rel=1e-12)
     assert json.loads((run / "metrics.json").read_text())["test_ppl"] == metrics["test_ppl"]
     # The same number, recomputed from the saved model and vocabulary.
-    model = NGramLM.load(run / "best.safetensors")
+    model = NGramLM.load(run / "counts.safetensors")
     vocab = json.loads((run / "vocab.json").read_text())["itos"]
     assert vocab[:2] == ["<unk>", "<eos>"] and model.vocab_size == len(vocab) == 2 + 9
     ids = [[vocab.index(w) for w in s.split()] for s in ["a dog saw the mat", "the cat"]]

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from seqlab.analysis.confusion import plot_confusion
 from seqlab.cli import app
-from seqlab.config import load_config
 from seqlab.errors import DataError
+from seqlab.loader import load_config
+from seqlab.plots import run_confusion
 from seqlab.tasks import TASKS
 from seqlab.tasks.tagging import TaggingTask, read_columns, tag_report
 
@@ -92,7 +92,7 @@ def test_cli_train_eval_predict_round_trip(tmp_path: Path) -> None:
     assert metrics["val_oov_rate"] == 0.0 and metrics["test_long_sentences"] == 0.0
     side = json.loads((run / "tags_test.json").read_text())
     assert side["per_tag"]["NOUN"]["f1"] == 1.0
-    assert plot_confusion(run, tmp_path / "c.png").stat().st_size > 0
+    assert run_confusion(run, tmp_path / "c.png").stat().st_size > 0
 
     result = runner.invoke(app, ["eval", str(run), "--json"])
     assert result.exit_code == 0 and last_json(result.output)["test_acc"] == 100.0

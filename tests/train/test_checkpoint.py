@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqlab import io
 from seqlab.errors import RunDirError
 from seqlab.train import checkpoint
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -20,7 +21,7 @@ def test_crash_mid_save_leaves_previous_checkpoint(
     def crash(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint.os, "replace", crash)
+    monkeypatch.setattr(io.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"step": 2, "w": torch.zeros(3)})
     monkeypatch.undo()

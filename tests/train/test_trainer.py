@@ -12,9 +12,11 @@ from rich.console import Console
 from torch import nn
 
 from seqlab.config import EvalConfig, ExperimentConfig, OptimConfig, TrainerConfig
+from seqlab.contract import LossOutput
 from seqlab.errors import ConfigError, TrainingError
+from seqlab.rundir import RunDir
 from seqlab.train.checkpoint import load_weights
-from seqlab.train.trainer import BEST_WEIGHTS, LossOutput, Trainer, seed_everything
+from seqlab.train.trainer import Trainer, seed_everything
 
 
 class Toy(nn.Module):
@@ -88,7 +90,7 @@ def test_best_weights_are_the_best_evaluation(tmp_path: Path) -> None:
     trainer = run(tmp_path, make_cfg())
     best = min(r["val_loss"] for r in trainer.state.history)
     model = Toy()
-    load_weights(tmp_path / BEST_WEIGHTS, model)
+    load_weights(RunDir(tmp_path).best_weights, model)
     model.eval()
     assert evaluate(model)["val_loss"] == pytest.approx(best, rel=1e-6)
 
@@ -114,7 +116,7 @@ def test_ema_weights_follow_the_formula_and_are_what_is_evaluated(tmp_path: Path
     assert not torch.equal(expected[0], model.net[0].weight)
     trainer._evaluate(0.0, 0.0)
     averaged = Toy()
-    load_weights(tmp_path / BEST_WEIGHTS, averaged)
+    load_weights(RunDir(tmp_path).best_weights, averaged)
     averaged.eval()
     for got, want in zip(averaged.parameters(), expected, strict=True):
         torch.testing.assert_close(got, want)

@@ -1,40 +1,26 @@
-"""`seqlab plot RUN_DIR --kind confusion`: the tag confusion matrix of a tagging run.
+"""The tag confusion matrix of a tagger (`seqlab plot RUN_DIR --kind confusion`).
 
-Reads ``RUN_DIR/tags_test.json`` (or ``tags_val.json``), written by the tagging task's
-evaluation; rows are gold tags, columns predicted tags, each row normalised to sum to 1
-(counts in the cells).
+Rows are gold tags, columns predicted tags, each row normalised to sum to 1 (counts in
+the cells). The counts come from the tagging task's final evaluation (``seqlab.plots``
+reads them from the run dir).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from seqlab.errors import RunDirError
 
-
-def plot_confusion(run_dir: Path, out: Path) -> Path:
-    """Draw the row-normalised confusion matrix as a PNG at ``out``."""
+def plot_confusion(labels: list[str], counts: np.ndarray, out: Path, split: str) -> Path:
+    """Draw the row-normalised confusion matrix ``counts`` (K, K: gold x predicted, in the
+    order of ``labels``) of ``split`` as a PNG at ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    source = next(
-        (
-            run_dir / f"tags_{s}.json"
-            for s in ("test", "val")
-            if (run_dir / f"tags_{s}.json").is_file()
-        ),
-        None,
-    )
-    if source is None:
-        raise RunDirError(f"{run_dir}: no tags_test.json or tags_val.json; evaluate a tagging run")
-    side = json.loads(source.read_text(encoding="utf-8"))
-    labels: list[str] = side["labels"]
-    counts = np.asarray(side["confusion"], dtype=np.float64)  # (K, K) gold x predicted
+    counts = np.asarray(counts, dtype=np.float64)  # (K, K) gold x predicted
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
     size = max(4.0, 0.45 * len(labels))
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
@@ -43,7 +29,7 @@ def plot_confusion(run_dir: Path, out: Path) -> Path:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
-    ax.set_title(f"confusion ({source.stem.removeprefix('tags_')}, row-normalised)")
+    ax.set_title(f"confusion ({split}, row-normalised)")
     if len(labels) <= 25:
         for i in range(len(labels)):
             for j in range(len(labels)):

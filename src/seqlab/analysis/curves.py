@@ -1,8 +1,7 @@
-"""Learning curves from a run's metrics.jsonl: training loss and validation metrics."""
+"""Learning curves: training loss and validation metrics, one point per evaluation."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,22 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from seqlab.errors import RunDirError  # noqa: E402
 
-
-def read_history(run_dir: Path) -> list[dict[str, float]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise RunDirError(f"{path}: no evaluations logged yet; train first")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    if not rows:
-        raise RunDirError(f"{path}: empty; train for at least one evaluation")
-    return rows
-
-
-def plot_curves(run_dir: Path, out: Path) -> Path:
-    """Loss panel (train and validation) and one panel per other validation metric."""
-    rows = read_history(run_dir)
+def plot_curves(rows: list[dict[str, float]], out: Path, title: str) -> Path:
+    """Loss panel (train and validation) and one panel per other validation metric;
+    ``rows``: one dict per evaluation (a run's metrics.jsonl)."""
     steps = [r["step"] for r in rows]
     val_keys = [k for k in rows[0] if k.startswith("val_") and k != "val_loss"]
     panels = 1 + len(val_keys)
@@ -43,7 +30,7 @@ def plot_curves(run_dir: Path, out: Path) -> Path:
         ax.set_xlabel("step")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-    fig.suptitle(Path(run_dir).resolve().name)
+    fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

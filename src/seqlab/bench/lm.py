@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from seqlab.config import load_config
+from seqlab.loader import load_config
 from seqlab.models.rnn_lm import LMBatch
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.train.trainer import Trainer, seed_everything

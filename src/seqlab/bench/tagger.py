@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.config import load_config
+from seqlab.loader import load_config
 from seqlab.models.tagger import TaggerBatch, TaggerConfig
 from seqlab.tasks.tagging import TaggingTask
 from seqlab.train.trainer import Trainer, seed_everything

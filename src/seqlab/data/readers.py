@@ -13,7 +13,6 @@ import gzip
 import os
 import random
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -25,6 +24,7 @@ from conllu.models import Metadata, Token, TokenList
 from conllu.parser import DEFAULT_FIELDS, parse_comment_line, parse_line
 
 from seqlab.errors import ConfigError, DataError, where
+from seqlab.io import atomic_path
 
 PathLike = str | os.PathLike[str]
 
@@ -293,17 +293,9 @@ def write_conllu(sentences: Iterable[Sentence | TokenList], out: PathLike | Text
         _write_sentences(sentences, out)
         return
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(tmp, "wt", encoding="utf-8", newline="\n") as file:
-            _write_sentences(sentences, file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    opener = gzip.open if path.suffix == ".gz" else open
+    with atomic_path(path) as tmp, opener(tmp, "wt", encoding="utf-8", newline="\n") as file:
+        _write_sentences(sentences, file)
 
 
 def _write_sentences(sentences: Iterable[Sentence | TokenList], file: TextIO) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.errors import DataError
+from seqlab.io import atomic_path
 from seqlab.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -134,27 +135,23 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     the digest matches; on any failure the temporary file is removed and ``dest`` is
     untouched. A wrong digest is a DataError naming the file and both digests.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     log.info("downloading %s to %s", url, dest)
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise DataError(
-                f"{dest.name} downloaded from {url} has sha256 {digest.hexdigest()}, "
-                f"expected {sha256}; the download was discarded"
-            )
-        os.replace(tmp, dest)
+        with atomic_path(dest, suffix=".part") as tmp:
+            digest = hashlib.sha256()
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                while chunk := response.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise DataError(
+                    f"{dest.name} downloaded from {url} has sha256 {digest.hexdigest()}, "
+                    f"expected {sha256}; the download was discarded"
+                )
     except (OSError, ValueError, http.client.HTTPException) as error:
         raise DataError(
             f"could not download {url} ({error}); fetch it yourself and put it at {dest}"
         ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dest
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from seqlab.errors import DataError
+from seqlab.io import atomic_open
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -154,16 +154,9 @@ class Vocab:
             "itos": self.itos,
             "counts": [self.counts[token] for token in self.itos],
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(payload, file, ensure_ascii=False, indent=0)
-                file.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as file:
+            json.dump(payload, file, ensure_ascii=False, indent=0)
+            file.write("\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocab:

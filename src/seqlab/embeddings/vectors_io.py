@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seqlab.errors import DataError, where
+from seqlab.io import atomic_open
 
 _SNIFF_BYTES = 4096
 
@@ -73,8 +74,7 @@ def save_word2vec(wv: WordVectors, path: str | Path, *, binary: bool = False) ->
     for line, word in enumerate(wv.words, start=2):
         if not word or any(ch in _ASCII_SPACE for ch in word):
             raise DataError(f"{where(path, line)}: word {word!r} is empty or has whitespace")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as out:
+    with atomic_open(path, "wb") as out:
         out.write(f"{len(wv)} {wv.dim}\n".encode())
         if binary:
             little = wv.vectors.astype("<f4", copy=False)
@@ -84,7 +84,6 @@ def save_word2vec(wv: WordVectors, path: str | Path, *, binary: bool = False) ->
             row_format = " ".join(["%.9g"] * wv.dim)  # 9 digits: float32 round-trips exactly
             for word, row in zip(wv.words, wv.vectors.tolist(), strict=True):
                 out.write(f"{word} {row_format % tuple(row)}\n".encode())
-    os.replace(tmp, path)
     return path
 
 

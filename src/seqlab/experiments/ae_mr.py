@@ -39,7 +39,8 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
-from seqlab.config import ExperimentConfig, load_config
+from seqlab.config import ExperimentConfig
+from seqlab.loader import load_config
 from seqlab.nn.autoencoder import StackedAutoencoder
 from seqlab.tasks.autoencoder import (
     AutoencoderTask,

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqlab.contract import LossOutput
 from seqlab.errors import ConfigError
-from seqlab.train.trainer import LossOutput
 
 
 class WindowBatch(NamedTuple):

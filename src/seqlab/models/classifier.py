@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqlab.contract import LossOutput
 from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
 from seqlab.nn.conv import (
@@ -34,7 +35,6 @@ from seqlab.nn.conv import (
 )
 from seqlab.nn.pooling import AttentionPooling, last_state, max_pool, mean_pool
 from seqlab.nn.recurrent import Recurrent
-from seqlab.train.trainer import LossOutput
 
 
 class ClassifyBatch(NamedTuple):

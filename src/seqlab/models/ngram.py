@@ -61,7 +61,7 @@ from safetensors import SafetensorError
 
 from seqlab.decode import filter_logits
 from seqlab.errors import ConfigError, DataError, RunDirError
-from seqlab.train.checkpoint import atomic_write_bytes
+from seqlab.io import atomic_write_bytes
 
 MAX_ORDER = 5
 _FORMAT = "seqlab.ngram/1"

@@ -21,10 +21,10 @@ from typing import Any, Literal, NamedTuple
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqlab.contract import LossOutput
 from seqlab.errors import ConfigError
 from seqlab.nn.dropout import LockedDropout
 from seqlab.nn.recurrent import Recurrent
-from seqlab.train.trainer import LossOutput
 
 State = Any  # Tensor (L, B, H) for RNN/GRU; tuple (h, c) of them for LSTMs
 

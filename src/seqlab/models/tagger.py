@@ -32,12 +32,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqlab.contract import LossOutput
 from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
 from seqlab.nn.conv import MaskedConv1d, masked_max_over_time
 from seqlab.nn.crf import CRF
 from seqlab.nn.recurrent import Recurrent
-from seqlab.train.trainer import LossOutput
 
 
 @dataclass(frozen=True)

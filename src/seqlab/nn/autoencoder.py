@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab.train.trainer import LossOutput
+from seqlab.contract import LossOutput
 
 Activation = Literal["sigmoid", "tanh", "relu", "linear"]
 Reconstruction = Literal["sse", "bce"]

@@ -35,9 +35,11 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import contract
 from seqlab.data.tokenize import build_tokenizer
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.io import atomic_write_text
 from seqlab.nn.autoencoder import (
     Activation,
     Autoencoder,
@@ -50,13 +52,12 @@ from seqlab.nn.autoencoder import (
     VariationalAutoencoder,
 )
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import BowDataConfig, load_examples, split_indices
-from seqlab.train.checkpoint import atomic_write_text, load_weights
-from seqlab.train.trainer import BEST_WEIGHTS, Trainer, contract, seed_everything
+from seqlab.train.checkpoint import load_weights
+from seqlab.train.trainer import Trainer, seed_everything
 
-VOCAB_FILE = "vocab.json"
-LABELS_FILE = "labels.json"
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 """L2 strengths the linear probe chooses from (on features scaled to unit mean variance)."""
 PROBE_FOLDS = 5
@@ -408,13 +409,13 @@ class AutoencoderTask(Task):
     ) -> AEData:
         if train:
             data = load_data(cfg, fold=fold)
-            data.vocab.save(run_dir / VOCAB_FILE)
-            atomic_write_text(run_dir / LABELS_FILE, json.dumps(data.labels))
+            data.vocab.save(RunDir(run_dir).vocab)
+            atomic_write_text(RunDir(run_dir).labels, json.dumps(data.labels))
             return data
-        if not (run_dir / LABELS_FILE).is_file():
-            raise RunDirError(f"{run_dir / LABELS_FILE}: missing; is this an ae_bow run dir?")
-        data = load_data(cfg, fold=fold, vocab=Vocab.load(run_dir / VOCAB_FILE))
-        saved = json.loads((run_dir / LABELS_FILE).read_text(encoding="utf-8"))
+        if not (RunDir(run_dir).labels).is_file():
+            raise RunDirError(f"{RunDir(run_dir).labels}: missing; is this an ae_bow run dir?")
+        data = load_data(cfg, fold=fold, vocab=Vocab.load(RunDir(run_dir).vocab))
+        saved = json.loads((RunDir(run_dir).labels).read_text(encoding="utf-8"))
         if saved != data.labels:
             raise DataError(f"{cfg.data.dataset}: labels {data.labels} but the run has {saved}")
         return data
@@ -529,7 +530,7 @@ class AutoencoderTask(Task):
 
         trainer = Trainer(model, cfg, run_dir, evaluate=evaluate, console=console)
         trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
-        load_weights(run_dir / BEST_WEIGHTS, model)
+        load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
         return trainer.state.step
 

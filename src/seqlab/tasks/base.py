@@ -19,8 +19,9 @@ from torch import nn
 from seqlab.config import ExperimentConfig
 from seqlab.errors import ConfigError
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.train.checkpoint import load_weights
-from seqlab.train.trainer import BEST_WEIGHTS, Trainer, seed_everything, set_threads
+from seqlab.train.trainer import Trainer, seed_everything, set_threads
 
 
 class Task(ABC):
@@ -55,6 +56,12 @@ class Task(ABC):
     ) -> dict[str, float]:
         """Metrics on ``split`` with keys prefixed by it (``val_loss``, ``test_acc``)."""
 
+    def write_report(self, cfg: ExperimentConfig, model: nn.Module, data: Any, split: str) -> None:
+        """Write what inspection needs of ``split`` (e.g. a tagger's confusion counts) into
+        the run dir: after the final evaluation and by ``seqlab eval``, never during
+        training. Most tasks need nothing."""
+        return None
+
     def splits(self, data: Any) -> list[str]:
         """The splits the prepared data has, for the final evaluation."""
         return ["val", "test"]
@@ -83,11 +90,12 @@ class Task(ABC):
             console=console,
         )
         trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
-        load_weights(run_dir / BEST_WEIGHTS, model)
+        load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
         metrics: dict[str, float] = {"steps": float(trainer.state.step)}
         for split in self.splits(data):
             metrics.update(self.evaluate(cfg, model, data, split))
+            self.write_report(cfg, model, data, split)
         return metrics
 
     def load_trained(
@@ -104,7 +112,7 @@ class Task(ABC):
         else:
             data = self.setup_eval(cfg, run_dir, data_path)
         model = self.build_model(cfg, data).to(cfg.trainer.device)
-        load_weights(run_dir / BEST_WEIGHTS, model)
+        load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
         return model, data
 

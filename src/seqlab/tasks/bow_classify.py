@@ -9,6 +9,7 @@ split once into train / val / test by ``data.val_fraction`` and ``data.test_frac
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import contract
 from seqlab.data.readers import read_labelled_lines, read_polarity
 from seqlab.data.sources import resolve
 from seqlab.data.tokenize import build_tokenizer
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
+from seqlab.io import atomic_write_text
 from seqlab.models.bow import (
     AdalineConfig,
     BowBatch,
@@ -34,11 +37,8 @@ from seqlab.models.bow import (
     build_bow_model,
 )
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
-from seqlab.train.trainer import contract
-
-VOCAB_FILE = "vocab.json"
-LABELS_FILE = "labels.json"
 
 
 @dataclass(frozen=True)
@@ -138,11 +138,11 @@ class BowClassifyTask(Task):
                 max_size=dcfg.max_size,
             )
             label_names = sorted(set(labels))
-            vocab.save(run_dir / VOCAB_FILE)
-            _save_labels(run_dir / LABELS_FILE, label_names)
+            vocab.save(RunDir(run_dir).vocab)
+            _save_labels(RunDir(run_dir).labels, label_names)
         else:
-            vocab = Vocab.load(run_dir / VOCAB_FILE)
-            label_names = _load_labels(run_dir / LABELS_FILE)
+            vocab = Vocab.load(RunDir(run_dir).vocab)
+            label_names = _load_labels(RunDir(run_dir).labels)
         label_index = {name: i for i, name in enumerate(label_names)}
         unknown = sorted(set(labels) - set(label_index))
         if unknown:
@@ -164,8 +164,8 @@ class BowClassifyTask(Task):
         dcfg: BowDataConfig = cfg.data
         other = dataclasses.replace(dcfg, dataset=data_path, encoding="utf-8")
         texts, labels, skipped = load_examples(other)
-        vocab = Vocab.load(run_dir / VOCAB_FILE)
-        label_names = _load_labels(run_dir / LABELS_FILE)
+        vocab = Vocab.load(RunDir(run_dir).vocab)
+        label_names = _load_labels(RunDir(run_dir).labels)
         unknown = sorted(set(labels) - set(label_names))
         if unknown:
             raise DataError(
@@ -252,10 +252,6 @@ def make_batch(seqs: Sequence[Sequence[int]], labels: Sequence[int], features: s
 
 
 def _save_labels(path: Path, labels: list[str]) -> None:
-    import json
-
-    from seqlab.train.checkpoint import atomic_write_text
-
     atomic_write_text(path, json.dumps(labels))
 
 

@@ -25,9 +25,8 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.char_mlp_lm import CharMLPConfig, CharMLPLM, WindowBatch
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
-
-VOCAB_FILE = "vocab.json"
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,9 @@ class CharMLPLMTask(Task):
             )
         if train:
             vocab = Vocab.build([text[:cut]], specials=())
-            vocab.save(run_dir / VOCAB_FILE)
+            vocab.save(RunDir(run_dir).vocab)
         else:
-            vocab = Vocab.load(run_dir / VOCAB_FILE)
+            vocab = Vocab.load(RunDir(run_dir).vocab)
         train_ids = encode_chars(vocab, text[:cut], str(path))
         val_ids = encode_chars(vocab, text[cut:], str(path))
         return CharLMData(vocab, {"train": train_ids, "val": val_ids})
@@ -95,7 +94,7 @@ class CharMLPLMTask(Task):
     def setup_eval(self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None) -> CharLMData:
         if data_path is None:
             return self.setup(cfg, run_dir, train=False)
-        vocab = Vocab.load(run_dir / VOCAB_FILE)
+        vocab = Vocab.load(RunDir(run_dir).vocab)
         text = read_text(Path(data_path))
         ids = encode_chars(vocab, text, data_path)
         if len(ids) <= cfg.model.context:

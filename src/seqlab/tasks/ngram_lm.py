@@ -16,7 +16,7 @@ counted (``{split}_oov``). Metrics, over every word and ``<eos>`` (``<unk>`` inc
 Mikolov's PTB numbers): ``{split}_loss`` in nats per token and ``{split}_ppl = exp(loss)``.
 
 There is no gradient training: ``fit`` counts in one pass, saves the vocabulary and the
-counts (``best.safetensors``) in the run dir and evaluates.
+counts (``counts.safetensors``) in the run dir and evaluates.
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ from seqlab.data.readers import read_lines, read_text
 from seqlab.data.sources import DATASETS, resolve
 from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.io import atomic_write_text
 from seqlab.models.ngram import AddKConfig, KneserNeyConfig, NGramLM
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
-from seqlab.train.checkpoint import atomic_write_text
-from seqlab.train.trainer import BEST_WEIGHTS, METRICS_LOG
 
-VOCAB_FILE = "vocab.json"
 SPLIT_ROLES = {"train": "train", "val": "valid", "test": "test"}
 """seqlab split name -> dataset file role."""
 
@@ -168,9 +167,9 @@ class NGramLMTask(Task):
                 min_count=dcfg.min_count,
                 max_size=dcfg.max_size,
             )
-            vocab.save(run_dir / VOCAB_FILE)
+            vocab.save(RunDir(run_dir).vocab)
         else:
-            vocab = Vocab.load(run_dir / VOCAB_FILE)
+            vocab = Vocab.load(RunDir(run_dir).vocab)
         encoded = {name: encode(vocab, sentences) for name, sentences in splits.items()}
         return NGramData(
             vocab,
@@ -182,7 +181,7 @@ class NGramLMTask(Task):
         """With ``data_path``: that text file is both ``val`` and ``test``."""
         if data_path is None:
             return self.setup(cfg, run_dir, train=False)
-        vocab = Vocab.load(run_dir / VOCAB_FILE)
+        vocab = Vocab.load(RunDir(run_dir).vocab)
         path = resolve(data_path)
         sentences = read_sentences(path, cfg.data.lowercase, cfg.data.level)
         if not sentences:
@@ -233,7 +232,7 @@ class NGramLMTask(Task):
         start = time.perf_counter()
         model = _ngram(self.build_model(cfg, data)).fit(self.train_batches(cfg, data, 0))
         seconds = time.perf_counter() - start
-        model.save(run_dir / BEST_WEIGHTS)
+        model.save(RunDir(run_dir).counts)
         console.print(
             f"fitted {cfg.model.name} order {model.order} in {seconds:.2f} s: "
             f"n-grams per order {model.num_ngrams()}, |V| = {model.vocab_size}"
@@ -245,7 +244,7 @@ class NGramLMTask(Task):
         for split in self.splits(data):
             metrics.update(self.evaluate(cfg, model, data, split))
         record = {"step": 0, "epoch": 0, **metrics}
-        atomic_write_text(run_dir / METRICS_LOG, json.dumps(record) + "\n")
+        atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")
         return metrics
 
     def load_trained(
@@ -256,11 +255,11 @@ class NGramLMTask(Task):
         fold: int | None = None,
     ) -> tuple[Any, NGramData]:
         data = self.setup_eval(cfg, run_dir, data_path)
-        model = NGramLM.load(run_dir / BEST_WEIGHTS)
+        model = NGramLM.load(RunDir(run_dir).counts)
         if model.vocab_size != len(data.vocab):
             raise RunDirError(
-                f"{run_dir / BEST_WEIGHTS}: model has {model.vocab_size} words but "
-                f"{run_dir / VOCAB_FILE} has {len(data.vocab)}"
+                f"{RunDir(run_dir).counts}: model has {model.vocab_size} words but "
+                f"{RunDir(run_dir).vocab} has {len(data.vocab)}"
             )
         return model, data
 

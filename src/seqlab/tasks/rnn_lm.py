@@ -33,9 +33,8 @@ from seqlab.decode import beam_search, sample
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.rnn_lm import RNNLM, LMBatch, RNNLMConfig, detach
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
-
-VOCAB_FILE = "vocab.json"
 
 
 @dataclass(frozen=True)
@@ -143,9 +142,9 @@ class RNNLMTask(Task):
         if train:
             specials = () if dcfg.level == "char" else (UNK, EOS)
             vocab = Vocab.build([streams["train"]], specials=specials)
-            vocab.save(run_dir / VOCAB_FILE)
+            vocab.save(RunDir(run_dir).vocab)
         else:
-            vocab = Vocab.load(run_dir / VOCAB_FILE)
+            vocab = Vocab.load(RunDir(run_dir).vocab)
         data = LMData(vocab, dcfg.level, {})
         for split, tokens in streams.items():
             data.splits[split], data.oov[split] = encode_stream(
@@ -157,7 +156,7 @@ class RNNLMTask(Task):
         if data_path is None:
             return self.setup(cfg, run_dir, train=False)
         dcfg: RNNLMDataConfig = cfg.data
-        vocab = Vocab.load(run_dir / VOCAB_FILE)
+        vocab = Vocab.load(RunDir(run_dir).vocab)
         path = Path(data_path)
         tokens = list(read_text(path)) if dcfg.level == "char" else word_stream(path)
         ids, oov = encode_stream(vocab, tokens, dcfg.level, data_path)

@@ -26,12 +26,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import contract
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.embeddings.pretrained import load_pretrained
 from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.io import atomic_write_text
 from seqlab.models.classifier import (
     ClassifyBatch,
     RNNClassifierConfig,
@@ -40,14 +42,10 @@ from seqlab.models.classifier import (
     build_classifier,
 )
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import split_indices
-from seqlab.train.checkpoint import atomic_write_text
-from seqlab.train.trainer import contract
 
-VOCAB_FILE = "vocab.json"
-LABELS_FILE = "labels.json"
-REPORT_FILE = "data_report.json"
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
 BINARY_LABELS = ["negative", "positive"]
 
@@ -198,15 +196,15 @@ class SentenceClassifyTask(Task):
         if train:
             counts = Counter(w for t in splits["train"][0] for w in t)
             vocab = Vocab.from_counter(counts, min_count=dcfg.min_count)
-            vocab.save(run_dir / VOCAB_FILE)
-            atomic_write_text(run_dir / LABELS_FILE, json.dumps(label_names))
+            vocab.save(RunDir(run_dir).vocab)
+            atomic_write_text(RunDir(run_dir).labels, json.dumps(label_names))
         else:
-            vocab = Vocab.load(run_dir / VOCAB_FILE)
+            vocab = Vocab.load(RunDir(run_dir).vocab)
             label_names = _load_labels(run_dir)
-        atomic_write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
-            Console(stderr=True).print(f"data: {left_out} (see {run_dir / REPORT_FILE})")
+            Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")
         return ClassifyData(vocab, label_names, splits, report)
 
     def setup_eval(
@@ -300,7 +298,7 @@ class SentenceClassifyTask(Task):
 
 
 def _load_labels(run_dir: Path) -> list[str]:
-    path = run_dir / LABELS_FILE
+    path = RunDir(run_dir).labels
     if not path.is_file():
         raise RunDirError(f"{path}: missing; is this a classify run dir?")
     labels: list[str] = json.loads(path.read_text(encoding="utf-8"))

@@ -21,7 +21,8 @@ Metrics (``evaluate``): ``{split}_acc``, ``{split}_oov_acc`` / ``{split}_iv_acc`
 outside / inside the word vocabulary: unseen / seen in training with ``min_count: 1``),
 ``{split}_oov_rate``, ``{split}_macro_f1``,
 ``{split}_span_f1`` (BIO only). Per-tag precision/recall/F1 and the confusion matrix are
-written to ``RUN_DIR/tags_{split}.json`` (``seqlab plot RUN_DIR --kind confusion``).
+written to ``RUN_DIR/tags_{split}.json`` by ``write_report``, after training's final
+evaluation and by ``seqlab eval`` (``seqlab plot RUN_DIR --kind confusion``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -44,16 +45,12 @@ from seqlab.data.readers import Sentence, parse_conllu_lines, read_conllu
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError, where
+from seqlab.io import atomic_write_text
 from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig, build_tagger
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
-from seqlab.train.checkpoint import atomic_write_text
 
-VOCAB_FILE = "vocab.json"
-CHARS_FILE = "chars.json"
-TAGS_FILE = "tags.json"
-AUX_TAGS_FILE = "aux_tags.json"
-REPORT_FILE = "data_report.json"
 SPLIT_ROLES = {"train": "train", "val": "dev", "test": "test"}
 
 
@@ -196,11 +193,11 @@ class TaggingTask(Task):
             chars = Vocab.build(w for s in splits["train"] for w in s.words)
             tags = sorted({t for s in splits["train"] for t in s.tags})
             aux_tags = sorted({t for s in splits["train"] for t in s.aux})
-            vocab.save(run_dir / VOCAB_FILE)
-            chars.save(run_dir / CHARS_FILE)
-            atomic_write_text(run_dir / TAGS_FILE, json.dumps(tags))
+            vocab.save(RunDir(run_dir).vocab)
+            chars.save(RunDir(run_dir).chars)
+            atomic_write_text(RunDir(run_dir).tags, json.dumps(tags))
             if aux_tags:
-                atomic_write_text(run_dir / AUX_TAGS_FILE, json.dumps(aux_tags))
+                atomic_write_text(RunDir(run_dir).aux_tags, json.dumps(aux_tags))
         else:
             vocab, chars, tags, aux_tags = _load_vocabs(run_dir)
         data = TaggingData(vocab, chars, tags, splits, run_dir, aux_tags=aux_tags)
@@ -235,7 +232,7 @@ class TaggingTask(Task):
                 "unknown_tags": sum(t not in known for t in tags),
             }
         data.report = report
-        atomic_write_text(data.run_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(RunDir(data.run_dir).data_report, json.dumps(report, indent=2) + "\n")
 
     def splits(self, data: TaggingData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]
@@ -370,6 +367,20 @@ class TaggingTask(Task):
     def evaluate(
         self, cfg: ExperimentConfig, model: nn.Module, data: TaggingData, split: str
     ) -> dict[str, float]:
+        return self._score(cfg, model, data, split)[0]
+
+    def write_report(
+        self, cfg: ExperimentConfig, model: nn.Module, data: TaggingData, split: str
+    ) -> None:
+        """Per-tag scores and the confusion counts of ``split``, for ``seqlab plot --kind
+        confusion``."""
+        side = self._score(cfg, model, data, split)[1]
+        atomic_write_text(RunDir(data.run_dir).tag_predictions(split), json.dumps(side) + "\n")
+
+    def _score(
+        self, cfg: ExperimentConfig, model: nn.Module, data: TaggingData, split: str
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """The metrics of ``split`` and its per-tag report (labels, confusion, per_tag)."""
         dcfg: TaggingDataConfig = cfg.data
         sentences = data.splits[split]
         predicted, predicted_aux = self.tag_sentences_both(
@@ -403,8 +414,7 @@ class TaggingTask(Task):
 
             metrics[f"{split}_span_f1"] = 100.0 * float(f1_score(gold, predicted))
         side = {"labels": confusion[0], "confusion": confusion[1], "per_tag": per_tag}
-        atomic_write_text(data.run_dir / f"tags_{split}.json", json.dumps(side) + "\n")
-        return metrics
+        return metrics, side
 
     # -- prediction ---------------------------------------------------------------------
 
@@ -462,10 +472,10 @@ def tag_report(
 
 
 def _load_vocabs(run_dir: Path) -> tuple[Vocab, Vocab, list[str], list[str]]:
-    path = run_dir / TAGS_FILE
+    path = RunDir(run_dir).tags
     if not path.is_file():
         raise RunDirError(f"{path}: missing; is this a tagging run dir?")
     tags: list[str] = json.loads(path.read_text(encoding="utf-8"))
-    aux_path = run_dir / AUX_TAGS_FILE
+    aux_path = RunDir(run_dir).aux_tags
     aux: list[str] = json.loads(aux_path.read_text(encoding="utf-8")) if aux_path.is_file() else []
-    return Vocab.load(run_dir / VOCAB_FILE), Vocab.load(run_dir / CHARS_FILE), tags, aux
+    return Vocab.load(RunDir(run_dir).vocab), Vocab.load(RunDir(run_dir).chars), tags, aux

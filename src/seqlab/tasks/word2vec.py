@@ -32,7 +32,6 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.config import ExperimentConfig
 from seqlab.data.sources import resolve
 from seqlab.embeddings.evaluate import (
@@ -47,14 +46,11 @@ from seqlab.embeddings.evaluate import (
 from seqlab.embeddings.vectors_io import WordVectors, load_word2vec, save_word2vec
 from seqlab.embeddings.word2vec import Vocabulary, Word2Vec, Word2VecConfig, build_vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.io import atomic_write_text
 from seqlab.registry import Registry
+from seqlab.rundir import RunDir
 from seqlab.tasks.base import Task
-from seqlab.train.checkpoint import atomic_write_text
 
-VECTORS_TEXT = "vectors.txt"
-VECTORS_BINARY = "vectors.bin"
-VOCAB_FILE = "vocab.tsv"
-METRICS_LOG = "metrics.jsonl"
 EVAL_DATASET = "word_similarity"
 
 
@@ -223,9 +219,9 @@ class Word2VecTask(Task):
             f"({stats.words_per_s:,.0f} words/s)"
         )
         wv = model.wv
-        save_word2vec(wv, run_dir / VECTORS_TEXT)
-        save_word2vec(wv, run_dir / VECTORS_BINARY, binary=True)
-        _save_vocab(vocab, run_dir / VOCAB_FILE)
+        save_word2vec(wv, RunDir(run_dir).vectors_text)
+        save_word2vec(wv, RunDir(run_dir).vectors_binary, binary=True)
+        _save_vocab(vocab, RunDir(run_dir).word_counts)
         metrics = {
             "words_per_s": stats.words_per_s,
             "train_seconds": stats.seconds,
@@ -235,7 +231,7 @@ class Word2VecTask(Task):
         }
         metrics.update(self.evaluate(cfg, WordVectorsModel(wv), eval_files, "test"))
         record = {"step": stats.jobs, "epoch": w2v_config.epochs, **metrics}
-        atomic_write_text(run_dir / METRICS_LOG, json.dumps(record) + "\n")
+        atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")
         return metrics
 
     def load_trained(
@@ -325,12 +321,9 @@ def _save_vocab(vocab: Vocabulary, path: Path) -> None:
 
 def load_run_vectors(run_dir: Path) -> WordVectors:
     """The vectors a word2vec run saved."""
-    path = run_dir / VECTORS_BINARY
+    path = RunDir(run_dir).vectors_binary
     if not path.is_file():
-        raise RunDirError(f"{run_dir}: no {VECTORS_BINARY}; train the run first")
+        raise RunDirError(
+            f"{run_dir}: no {RunDir(run_dir).vectors_binary.name}; train the run first"
+        )
     return load_word2vec(path, binary=True)
-
-
-def plot_embeddings(run_dir: Path, out: Path, words: Sequence[str] | None = None) -> Path:
-    """``seqlab plot RUN_DIR --kind embeddings [--words ...]``: PCA and t-SNE maps."""
-    return plot_embedding_map(load_run_vectors(run_dir), out, words, title=str(run_dir))

@@ -10,49 +10,16 @@ safetensors for ``seqlab eval`` / ``serve``.
 from __future__ import annotations
 
 import io
-import os
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from seqlab.errors import RunDirError
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    def write(handle: BinaryIO) -> None:
-        handle.write(data)
-
-    _atomic_write(path, write)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+from seqlab.io import atomic_path, atomic_write_bytes
 
 
 def rng_state() -> dict[str, Any]:
@@ -97,17 +64,8 @@ def save_weights(path: Path, module: torch.nn.Module) -> None:
         if isinstance(v, torch.Tensor)  # not ``_extra_state`` (training-time state)
     }
     _shared_clone(tensors)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 def _shared_clone(tensors: dict[str, torch.Tensor]) -> None:

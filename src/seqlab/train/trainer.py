@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +26,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import LossOutput, contract
 from seqlab.errors import ConfigError, TrainingError
+from seqlab.rundir import RunDir
 from seqlab.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -35,30 +37,6 @@ from seqlab.train.checkpoint import (
     set_rng_state,
 )
 from seqlab.train.optim import Schedule, build_optimizer, penalty
-
-CHECKPOINT = "checkpoint.pt"
-BEST_WEIGHTS = "best.safetensors"
-METRICS_LOG = "metrics.jsonl"
-
-
-class LossOutput(NamedTuple):
-    """``loss``: mean loss over ``n`` items (tokens, examples) — what backward() uses."""
-
-    loss: torch.Tensor
-    n: int
-
-
-class ModelContract(Protocol):
-    """What the trainer needs of a model (DESIGN.md, the model contract)."""
-
-    def loss(self, batch: Any) -> LossOutput: ...
-
-    def predict(self, batch: Any) -> Any: ...
-
-
-def contract(model: nn.Module) -> ModelContract:
-    """View an ``nn.Module`` as a task model (mypy cannot see ``loss`` on nn.Module)."""
-    return cast(ModelContract, model)
 
 
 class Interrupted(Exception):
@@ -119,6 +97,7 @@ class Trainer:
         self.model = model
         self.cfg = cfg
         self.run_dir = run_dir
+        self.files = RunDir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
         self.console = console or Console(stderr=True)
@@ -147,10 +126,10 @@ class Trainer:
         }
         if self.average is not None:
             payload["average"] = self.average.state_dict()
-        save_checkpoint(self.run_dir / CHECKPOINT, payload)
+        save_checkpoint(self.files.checkpoint, payload)
 
     def load(self) -> None:
-        payload = load_checkpoint(self.run_dir / CHECKPOINT, map_location=str(self.device))
+        payload = load_checkpoint(self.files.checkpoint, map_location=str(self.device))
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.schedule.load_state_dict(payload["schedule"])
@@ -269,7 +248,7 @@ class Trainer:
             raise TrainingError(
                 f"loss became {float(loss.detach())} at step {self.state.step + 1} (epoch "
                 f"{self.state.epoch + 1}); the last good checkpoint is kept in "
-                f"{self.run_dir / CHECKPOINT}; try a lower optim.lr or trainer.clip_norm"
+                f"{self.files.checkpoint}; try a lower optim.lr or trainer.clip_norm"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -317,14 +296,14 @@ class Trainer:
         if _is_better(value, st.best, ecfg.mode):
             st.best = value
             st.bad_evals = 0
-            save_weights(self.run_dir / BEST_WEIGHTS, model)
+            save_weights(self.files.best_weights, model)
         else:
             st.bad_evals += 1
             if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
                 st.done = True
                 record["early_stopped"] = True
         st.history.append(record)
-        with open(self.run_dir / METRICS_LOG, "a", encoding="utf-8") as handle:
+        with open(self.files.metrics_log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self._writer is not None:
             for key, val in record.items():

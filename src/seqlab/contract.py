@@ -1,0 +1,106 @@
+"""The model contract: what the trainer, the tasks and the decoders need of a model.
+
+Every task model is an ``nn.Module`` with ``loss(batch) -> LossOutput`` and
+``predict(batch)``; its registry entry is a :class:`ModelSpec` (config class, build
+function, batch collation), so a task never branches on the model type. Batches move to
+the model's device through one function, :func:`move_to`. Autoregressive models follow
+:class:`Decodable`, which ``seqlab.decode`` drives.
+
+This module is the bottom of the model stack: it imports nothing of seqlab.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+
+class LossOutput(NamedTuple):
+    """``loss``: mean loss over ``n`` items (tokens, examples) — what backward() uses."""
+
+    loss: Tensor
+    n: int
+
+
+class ModelContract(Protocol):
+    """What the trainer needs of a model (DESIGN.md, the model contract)."""
+
+    def loss(self, batch: Any) -> LossOutput: ...
+
+    def predict(self, batch: Any) -> Any: ...
+
+
+def contract(model: nn.Module) -> ModelContract:
+    """View an ``nn.Module`` as a task model (mypy cannot see ``loss`` on nn.Module)."""
+    return cast(ModelContract, model)
+
+
+class Decodable(Protocol):
+    """An autoregressive model ``seqlab.decode`` can drive.
+
+    start(prompt)            (B, T) ids        -> (logits (B, V), state)
+    step(tokens, state)      (B,) ids, state   -> (logits (B, V), state)
+    select_state(state, idx) keep/reorder batch rows of the state by index (K,)
+    """
+
+    def start(self, prompt: Tensor) -> tuple[Tensor, Any]: ...
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
+
+    def select_state(self, state: Any, index: Tensor) -> Any: ...
+
+
+@runtime_checkable
+class Movable(Protocol):
+    """A batch type that knows how to move its tensors: ``batch.to(device)`` returns a
+    batch of the same type whose tensors are on ``device``."""
+
+    def to(self, device: torch.device) -> Any: ...
+
+
+B = TypeVar("B")
+
+
+def move_to(batch: B, device: torch.device | str) -> B:
+    """``batch`` with every tensor on ``device``: tensors, :class:`Movable` batches,
+    dataclasses, NamedTuples, tuples, lists and dicts of them; anything else as it is."""
+    device = torch.device(device)
+    moved: Any
+    if isinstance(batch, Tensor) or isinstance(batch, Movable) and not isinstance(batch, type):
+        moved = batch.to(device)
+    elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        changes = {
+            f.name: move_to(getattr(batch, f.name), device)
+            for f in dataclasses.fields(batch)
+            if f.init
+        }
+        moved = dataclasses.replace(batch, **changes)
+    elif isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        moved = type(batch)(*(move_to(item, device) for item in batch))
+    elif isinstance(batch, tuple | list):
+        moved = type(batch)(move_to(item, device) for item in batch)
+    elif isinstance(batch, dict):
+        moved = {key: move_to(value, device) for key, value in batch.items()}
+    else:
+        moved = batch
+    return cast(B, moved)
+
+
+D = TypeVar("D")
+
+
+@dataclass(frozen=True)
+class ModelSpec(Generic[D]):
+    """A model registry entry: the frozen config class (``model.name`` selects it), the
+    function that builds the model from its config and the task's prepared data ``D``,
+    and, where the model needs its own batching (tree models), the function that collates
+    a list of examples into its batch type (``None``: the task's default batching)."""
+
+    config: type
+    build: Callable[[Any, D], nn.Module]
+    collate: Callable[[list[Any]], Any] | None = None

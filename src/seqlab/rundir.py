@@ -1,0 +1,111 @@
+"""The files of a run dir, named once.
+
+A run dir is what ``seqlab train --out`` writes and every other command reads. Which
+files a run holds depends on its task (a gradient-trained model has ``checkpoint.pt``
+and ``best.safetensors``, an n-gram model ``counts.safetensors``, word2vec its vectors),
+but each file has one name, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of the files in the run dir ``path`` (nothing is read or created)."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        """The run's full config (every default written out)."""
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_log(self) -> Path:
+        """One JSON object per evaluation during training."""
+        return self.path / "metrics.jsonl"
+
+    @property
+    def metrics(self) -> Path:
+        """The final metrics of the best weights (mean and std over folds for CV)."""
+        return self.path / "metrics.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The whole training state, for ``--resume`` (gradient-trained runs)."""
+        return self.path / "checkpoint.pt"
+
+    @property
+    def best_weights(self) -> Path:
+        """The weights with the best ``eval.metric`` (gradient-trained runs)."""
+        return self.path / "best.safetensors"
+
+    @property
+    def counts(self) -> Path:
+        """An n-gram model's counts."""
+        return self.path / "counts.safetensors"
+
+    @property
+    def vocab(self) -> Path:
+        """The token vocabulary (``Vocab.save``)."""
+        return self.path / "vocab.json"
+
+    @property
+    def labels(self) -> Path:
+        """Class names of a classifier, in label-id order."""
+        return self.path / "labels.json"
+
+    @property
+    def chars(self) -> Path:
+        """A tagger's character vocabulary."""
+        return self.path / "chars.json"
+
+    @property
+    def tags(self) -> Path:
+        """A tagger's tag set."""
+        return self.path / "tags.json"
+
+    @property
+    def aux_tags(self) -> Path:
+        """A multi-task tagger's second tag set."""
+        return self.path / "aux_tags.json"
+
+    @property
+    def data_report(self) -> Path:
+        """What data set-up found (sizes, unknown-word rates)."""
+        return self.path / "data_report.json"
+
+    @property
+    def word_counts(self) -> Path:
+        """word2vec's vocabulary with counts (one ``word<TAB>count`` per line)."""
+        return self.path / "vocab.tsv"
+
+    @property
+    def vectors_text(self) -> Path:
+        """word2vec vectors, text format."""
+        return self.path / "vectors.txt"
+
+    @property
+    def vectors_binary(self) -> Path:
+        """word2vec vectors, binary format."""
+        return self.path / "vectors.bin"
+
+    @property
+    def lock(self) -> Path:
+        """Held (an OS file lock) while a process trains in this run dir."""
+        return self.path / ".lock"
+
+    def tag_predictions(self, split: str) -> Path:
+        """A tagger's gold and predicted tags on ``split`` (for the confusion plot)."""
+        return self.path / f"tags_{split}.json"
+
+    def fold(self, index: int) -> RunDir:
+        """The run dir of fold ``index`` of a cross-validated run."""
+        return RunDir(self.path / f"fold{index}")
+
+    def plot(self, kind: str, suffix: str = ".png") -> Path:
+        """Where ``seqlab plot --kind KIND`` writes by default."""
+        return self.path / f"{kind}{suffix}"
