@@ -276,11 +276,12 @@ def data_list(as_json: bool = JsonOpt, debug: bool = DebugOpt) -> None:
     from seqlab.data.sources import list_datasets
 
     rows = list_datasets()
+    columns = {"name": "name", "description": "description", "licence": "licence", "found": "where"}
     table = Table(show_header=True)
-    for col in ("name", "description", "licence", "found"):
-        table.add_column(col)
+    for column in columns:
+        table.add_column(column, overflow="fold" if column == "found" else "ellipsis")
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in ("name", "description", "licence", "found")))
+        table.add_row(*(row[key] for key in columns.values()))
     stdout.print(table)
     emit_json({"datasets": rows}, as_json)
 

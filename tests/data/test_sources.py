@@ -6,16 +6,8 @@ from pathlib import Path
 import pytest
 
 from seqlab.data import sources
-from seqlab.data.sources import (
-    DATASETS,
-    DatasetSpec,
-    dataset_dir,
-    fetch,
-    info,
-    list_datasets,
-    resolve,
-    verify,
-)
+from seqlab.data.catalogue import DATASETS, DatasetSpec
+from seqlab.data.sources import dataset_dir, fetch, info, list_datasets, resolve, verify
 from seqlab.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -5,16 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqlab.embeddings.word2vec import (
-    Word2Vec,
-    Word2VecConfig,
+from seqlab.embeddings.w2v_vocab import (
     build_vocab,
     huffman_tree,
     iter_chunks,
     noise_table,
     subsample_thresholds,
-    train_word2vec,
 )
+from seqlab.embeddings.word2vec import Word2Vec, Word2VecConfig, train_word2vec
 from seqlab.errors import ConfigError, DataError
 
 

@@ -10,16 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab.nn.cells import (
-    GRUCell,
-    LSTMCell,
-    PeepholeLSTMCell,
-    RNNCell,
-    gru_sequence,
-    lstm_sequence,
-    peephole_lstm_sequence,
-    rnn_sequence,
-)
+from seqlab.nn.bptt import gru_sequence, lstm_sequence, peephole_lstm_sequence, rnn_sequence
+from seqlab.nn.cells import GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
 
 CELLS = ["rnn_tanh", "rnn_relu", "gru", "lstm", "peephole_lstm"]
 T, B, E, H = 5, 4, 3, 6

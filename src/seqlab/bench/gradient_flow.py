@@ -34,7 +34,7 @@ from seqlab.analysis.gradient_flow import (
 )
 from seqlab.bench import long_range
 from seqlab.bench.recurrent import print_report
-from seqlab.nn.cells import BpttClip
+from seqlab.nn.bptt import BpttClip
 from seqlab.nn.recurrent import Mode, Recurrent
 
 STEPS = 100

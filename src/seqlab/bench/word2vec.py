@@ -35,7 +35,8 @@ from typing import Any, Literal
 from seqlab.data.sources import resolve
 from seqlab.embeddings.evaluate import evaluate_analogies, evaluate_similarity
 from seqlab.embeddings.vectors_io import WordVectors
-from seqlab.embeddings.word2vec import Word2Vec, Word2VecConfig, build_vocab, warm_up
+from seqlab.embeddings.w2v_vocab import build_vocab
+from seqlab.embeddings.word2vec import Word2Vec, Word2VecConfig, warm_up
 
 Architecture = Literal["skipgram", "cbow"]
 

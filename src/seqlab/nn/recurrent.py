@@ -16,7 +16,7 @@ Two paths compute this with the same parameters (named and laid out as in
   without BPTT clipping or gradient taps, unless ``force_explicit=True``. With locked
   dropout or residual connections in a stack it runs one kernel call per layer
   (``layerwise``) and applies them in between.
-* **explicit**: the sequence kernels of :mod:`seqlab.nn.cells` (the cell equations, input
+* **explicit**: the sequence kernels of :mod:`seqlab.nn.bptt` (the cell equations, input
   projection hoisted out of the time loop into one matmul per layer and direction,
   backpropagation through time derived by hand). Everything else: peephole LSTM, BPTT
   clipping, gradient taps, ``force_explicit``.
@@ -40,14 +40,14 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqlab.errors import ConfigError
-from seqlab.nn.cells import (
+from seqlab.nn.bptt import (
     BpttClip,
     gru_sequence,
-    init_gate_biases,
     lstm_sequence,
     peephole_lstm_sequence,
     rnn_sequence,
 )
+from seqlab.nn.cells import init_gate_biases
 from seqlab.nn.dropout import locked_dropout
 
 Mode = Literal["lstm", "gru", "rnn_tanh", "rnn_relu", "peephole_lstm"]

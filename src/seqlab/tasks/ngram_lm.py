@@ -33,8 +33,9 @@ import numpy as np
 from rich.console import Console
 
 from seqlab.config import ExperimentConfig
+from seqlab.data.catalogue import DATASETS
 from seqlab.data.readers import read_lines, read_text
-from seqlab.data.sources import DATASETS, resolve
+from seqlab.data.sources import resolve
 from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.io import atomic_write_text

@@ -26,8 +26,9 @@ from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
 from seqlab.data.batching import BPTTStream
+from seqlab.data.catalogue import DATASETS
 from seqlab.data.readers import read_lines, read_text
-from seqlab.data.sources import DATASETS, resolve
+from seqlab.data.sources import resolve
 from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.decode import beam_search, sample
 from seqlab.errors import ConfigError, DataError

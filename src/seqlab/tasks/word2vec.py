@@ -44,7 +44,8 @@ from seqlab.embeddings.evaluate import (
     similarity,
 )
 from seqlab.embeddings.vectors_io import WordVectors, load_word2vec, save_word2vec
-from seqlab.embeddings.word2vec import Vocabulary, Word2Vec, Word2VecConfig, build_vocab
+from seqlab.embeddings.w2v_vocab import Vocabulary, build_vocab
+from seqlab.embeddings.word2vec import Word2Vec, Word2VecConfig
 from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.io import atomic_write_text
 from seqlab.registry import Registry
