@@ -29,6 +29,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Speed/quality benchmarks (minutes to tens of minutes; never part of `make test`).
 bench: $(VENV)/.installed
