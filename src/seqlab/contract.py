@@ -97,10 +97,11 @@ D = TypeVar("D")
 @dataclass(frozen=True)
 class ModelSpec(Generic[D]):
     """A model registry entry: the frozen config class (``model.name`` selects it), the
-    function that builds the model from its config and the task's prepared data ``D``,
+    function that builds the model from the experiment config and the task's prepared
+    data ``D`` (an ``nn.Module`` for a gradient-trained task),
     and, where the model needs its own batching (tree models), the function that collates
     a list of examples into its batch type (``None``: the task's default batching)."""
 
     config: type
-    build: Callable[[Any, D], nn.Module]
+    build: Callable[[Any, D], Any]
     collate: Callable[[list[Any]], Any] | None = None

@@ -36,7 +36,7 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     data = build_dataclass(task.data_config, raw.get("data"), "data")
     model_raw = dict(raw.get("model") or {})
     model_name = model_raw.get("name", task.default_model)
-    model_cls = task.models.get(str(model_name))
+    model_cls = task.models.get(str(model_name)).config
     model_raw["name"] = model_name
     model = build_dataclass(model_cls, model_raw, "model")
     return ExperimentConfig(

@@ -26,6 +26,7 @@ from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config
 from seqlab.tasks import TASKS
+from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.word2vec import load_run_vectors
 from seqlab.train.trainer import seed_everything
 
@@ -79,6 +80,8 @@ def run_gradient_flow(
     if cfg.task != "lm_rnn":
         raise ConfigError(f"gradient-flow plots need an lm_rnn run, {run_dir} is {cfg.task!r}")
     task = TASKS.get(cfg.task)
+    if not isinstance(task, TrainedTask):
+        raise ConfigError(f"gradient-flow plots need a gradient-trained run, not {cfg.task!r}")
     model, data = task.load_trained(cfg, run_dir, None)
     if fresh:
         seed_everything(cfg.trainer.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,9 +14,8 @@ from seqlab.models.bow import (
     LogRegConfig,
     MLPConfig,
     PerceptronConfig,
-    build_bow_model,
 )
-from seqlab.tasks.bow_classify import make_batch
+from seqlab.tasks.bow_classify import BOW_MODELS, make_batch
 from seqlab.testing import (
     assert_all_parameters_get_gradient,
     assert_batch_equals_singles,
@@ -40,9 +40,11 @@ SEQS = [
 LABELS = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
 
 
-def build(cfg: object) -> nn.Module:
+def build(cfg: object, num_labels: int = 2) -> nn.Module:
+    """The model the task's registry builds for ``cfg`` (vocabulary V, ``num_labels``)."""
     torch.manual_seed(0)
-    return build_bow_model(cfg, V, 2)  # type: ignore[arg-type]
+    sized = SimpleNamespace(vocab=range(V), labels=range(num_labels))
+    return BOW_MODELS.get(cfg.name).build(SimpleNamespace(model=cfg), sized)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
@@ -101,4 +103,4 @@ def test_perceptron_rejects_multiclass() -> None:
     from seqlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="binary"):
-        build_bow_model(PerceptronConfig(), V, 3)
+        build(PerceptronConfig(), num_labels=3)

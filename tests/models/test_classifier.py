@@ -17,7 +17,6 @@ from seqlab.models.classifier import (
     RNNClassifierConfig,
     TextCNN,
     TextCNNConfig,
-    build_classifier,
 )
 from seqlab.testing import (
     assert_all_parameters_get_gradient,
@@ -67,7 +66,9 @@ def make_batch(rows: list[list[int]], labels: list[int]) -> ClassifyBatch:
 
 def build(cfg: RNNClassifierConfig | TextCNNConfig) -> RNNClassifier | TextCNN:
     torch.manual_seed(0)
-    return build_classifier(cfg, 12, 3)
+    if isinstance(cfg, RNNClassifierConfig):
+        return RNNClassifier(cfg, 12, 3)
+    return TextCNN(cfg, 12, 3)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -107,11 +108,11 @@ def test_multichannel_static_channel_is_frozen(tmp_path: Path) -> None:
 def test_rnn_uniform_embedding_init_is_kims_range() -> None:
     torch.manual_seed(0)
     cfg = RNNClassifierConfig(embedding_size=50, hidden_size=8, embedding_init="uniform")
-    weight = build_classifier(cfg, 200, 2).embedding.weight.detach()
+    weight = RNNClassifier(cfg, 200, 2).embedding.weight.detach()
     assert float(weight[1:].abs().max()) <= 0.25
     assert float(weight[1:].std()) > 0.1  # spread over the range, U(-a, a) has std a/sqrt(3)
     assert not bool(weight[0].any())  # padding is a zero vector
-    normal = build_classifier(RNNClassifierConfig(embedding_size=50, hidden_size=8), 200, 2)
+    normal = RNNClassifier(RNNClassifierConfig(embedding_size=50, hidden_size=8), 200, 2)
     assert float(normal.embedding.weight.detach()[1:].std()) > 0.8  # torch's N(0, 1) default
 
 

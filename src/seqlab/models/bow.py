@@ -181,16 +181,3 @@ class BowMLP(nn.Module):
 
     def predict(self, batch: BowBatch) -> torch.Tensor:
         return self.logits(batch).argmax(-1)
-
-
-BowConfig = PerceptronConfig | AdalineConfig | LogRegConfig | MLPConfig
-
-
-def build_bow_model(cfg: BowConfig, vocab_size: int, num_classes: int) -> nn.Module:
-    if isinstance(cfg, PerceptronConfig):
-        return Perceptron(vocab_size, num_classes)
-    if isinstance(cfg, AdalineConfig):
-        return Adaline(vocab_size, num_classes)
-    if isinstance(cfg, LogRegConfig):
-        return LogisticRegression(vocab_size, num_classes)
-    return BowMLP(vocab_size, num_classes, cfg)

@@ -16,7 +16,9 @@ pretrained vectors are loaded by the task (``load_pretrained``) after building t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, NamedTuple, cast
 
 import torch
@@ -25,6 +27,7 @@ from torch.nn import functional as F
 
 from seqlab.contract import LossOutput
 from seqlab.data.batching import Padded
+from seqlab.embeddings.pretrained import PretrainedReport, load_pretrained
 from seqlab.errors import ConfigError
 from seqlab.nn.conv import (
     MaskedConv1d,
@@ -118,8 +121,10 @@ def _kim_uniform_(embedding: nn.Embedding) -> None:
         embedding.weight[0].zero_()
 
 
-class _Classifier(nn.Module):
+class SentenceClassifier(nn.Module):
     """The shared loss/predict of both classifiers over ``logits(batch)`` (B, K)."""
+
+    embedding: nn.Embedding
 
     def logits(self, batch: ClassifyBatch) -> Tensor:
         raise NotImplementedError
@@ -132,8 +137,13 @@ class _Classifier(nn.Module):
         """Label ids (B,)."""
         return self.logits(batch).argmax(dim=1)
 
+    def load_vectors(self, itos: Sequence[str], vectors: str | Path) -> PretrainedReport:
+        """Initialise the word embedding from a word2vec file (rows in ``itos`` order);
+        the vectors are fine-tuned."""
+        return load_pretrained(self.embedding, itos, vectors)
 
-class RNNClassifier(_Classifier):
+
+class RNNClassifier(SentenceClassifier):
     """``RNNClassifier(cfg, num_words, num_labels)``; word id 0 is padding."""
 
     def __init__(self, cfg: RNNClassifierConfig, num_words: int, num_labels: int) -> None:
@@ -173,7 +183,7 @@ class RNNClassifier(_Classifier):
         return self.out(self.dropout(self.encode(batch)))
 
 
-class TextCNN(_Classifier):
+class TextCNN(SentenceClassifier):
     """``TextCNN(cfg, num_words, num_labels)``; word id 0 is padding (a zero vector)."""
 
     def __init__(self, cfg: TextCNNConfig, num_words: int, num_labels: int) -> None:
@@ -214,6 +224,14 @@ class TextCNN(_Classifier):
                 self.out.weight.zero_()
                 self.out.bias.zero_()
 
+    def load_vectors(self, itos: Sequence[str], vectors: str | Path) -> PretrainedReport:
+        """Initialise the embedding from a word2vec file: frozen for ``static``, fine-tuned
+        otherwise; the second (static) channel of ``multichannel`` is always frozen."""
+        report = load_pretrained(self.embedding, itos, vectors, freeze=self.cfg.variant == "static")
+        if self.static_embedding is not None:
+            load_pretrained(self.static_embedding, itos, vectors, freeze=True)
+        return report
+
     def logits(self, batch: ClassifyBatch) -> Tensor:
         ids, _, mask = batch.words
         channels = [self.embedding(ids).transpose(1, 2)]  # (B, E, T)
@@ -248,11 +266,3 @@ class TextCNN(_Classifier):
             summed = torch.stack([o for o, _ in outputs]).sum(0)
             features, feature_mask = [F.relu(summed)], outputs[0][1]
         return features[0], feature_mask
-
-
-def build_classifier(
-    cfg: RNNClassifierConfig | TextCNNConfig, num_words: int, num_labels: int
-) -> RNNClassifier | TextCNN:
-    if isinstance(cfg, RNNClassifierConfig):
-        return RNNClassifier(cfg, num_words, num_labels)
-    return TextCNN(cfg, num_words, num_labels)

@@ -245,17 +245,3 @@ def _word_drop_probability(cfg: TaggerConfig, num_words: int, counts: Tensor | N
         alpha = cfg.word_dropout_alpha
         keep = keep * (1.0 - alpha / (counts.double().clamp(min=0) + alpha)).float()
     return 1.0 - keep
-
-
-def build_tagger(
-    cfg: TaggerConfig,
-    num_words: int,
-    num_chars: int,
-    num_tags: int,
-    unk_index: int,
-    num_aux_tags: int = 0,
-    word_counts: Tensor | None = None,
-) -> Tagger:
-    if cfg.name != "tagger":
-        raise ConfigError(f"unknown tagging model {cfg.name!r} (known: tagger)")
-    return Tagger(cfg, num_words, num_chars, num_tags, unk_index, num_aux_tags, word_counts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from seqlab.registry import Registry
 from seqlab.tasks.autoencoder import AutoencoderTask
 from seqlab.tasks.base import Task
@@ -13,7 +15,7 @@ from seqlab.tasks.sentence_classify import SentenceClassifyTask
 from seqlab.tasks.tagging import TaggingTask
 from seqlab.tasks.word2vec import Word2VecTask
 
-TASKS: Registry[Task] = Registry("task")
+TASKS: Registry[Task[Any]] = Registry("task")
 TASKS.register("bow_classify", BowClassifyTask())
 TASKS.register("lm_char_mlp", CharMLPLMTask())
 TASKS.register("lm_rnn", RNNLMTask())

@@ -35,7 +35,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import contract
+from seqlab.contract import ModelSpec, contract
 from seqlab.data.tokenize import build_tokenizer
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
@@ -53,7 +53,7 @@ from seqlab.nn.autoencoder import (
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.bow_classify import BowDataConfig, load_examples, split_indices
 from seqlab.train.checkpoint import load_weights
 from seqlab.train.trainer import Trainer, seed_everything
@@ -157,12 +157,21 @@ class StackedConfig:
 
 AEConfig = DenseConfig | SparseConfig | DenoisingConfig | VAEConfig | StackedConfig
 
-AE_MODELS: Registry[type] = Registry("autoencoder model")
-AE_MODELS.register("dense", DenseConfig)
-AE_MODELS.register("sparse", SparseConfig)
-AE_MODELS.register("denoising", DenoisingConfig)
-AE_MODELS.register("vae", VAEConfig)
-AE_MODELS.register("stacked", StackedConfig)
+AE_MODELS: Registry[ModelSpec[AEData]] = Registry("autoencoder model")
+for _name, _config in (
+    ("dense", DenseConfig),
+    ("sparse", SparseConfig),
+    ("denoising", DenoisingConfig),
+    ("vae", VAEConfig),
+    ("stacked", StackedConfig),
+):
+    AE_MODELS.register(
+        _name,
+        ModelSpec(
+            _config,
+            lambda cfg, data: build_autoencoder(cfg.model, len(data.vocab), len(data.labels)),
+        ),
+    )
 
 
 def build_autoencoder(cfg: AEConfig, input_size: int, num_classes: int) -> nn.Module:
@@ -397,7 +406,7 @@ def probe_metrics(
 # ----------------------------------------------------------------------------- the task
 
 
-class AutoencoderTask(Task):
+class AutoencoderTask(TrainedTask[AEData]):
     name = "ae_bow"
     data_config = AEDataConfig
     models = AE_MODELS

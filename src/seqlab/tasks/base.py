@@ -1,72 +1,134 @@
 """The task interface: what `seqlab train / eval / predict` need from each kind of job.
 
-A task knows its data config, its models (name -> config dataclass), how to load data
-and vocabularies (``setup``), how to batch, build a model and evaluate it. The generic
-``fit`` uses the one :class:`~seqlab.train.trainer.Trainer`; tasks that are not trained
-by gradient steps on ``model.loss`` (n-gram counts, word2vec) override ``fit``.
+A task knows its data config, its models (name -> :class:`~seqlab.contract.ModelSpec`:
+config class and build function), how to load data and vocabularies (``setup``) and how
+to evaluate. There are two kinds:
+
+* :class:`TrainedTask`: gradient-trained by the one :class:`~seqlab.train.trainer.Trainer`
+  on ``model.loss``; the task adds its batches (``train_batches``).
+* :class:`FittedTask`: fitted in one pass by its own algorithm (n-gram counts,
+  word2vec's threads); the task writes ``fit`` and ``load_trained`` itself.
+
+A task is generic over its prepared data ``DataT`` (what ``setup`` returns).
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.console import Console
 from torch import nn
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import ModelSpec
 from seqlab.errors import ConfigError
+from seqlab.io import atomic_write_text
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.train.checkpoint import load_weights
 from seqlab.train.trainer import Trainer, seed_everything, set_threads
 
+DataT = TypeVar("DataT")
 
-class Task(ABC):
+
+class Task(ABC, Generic[DataT]):
     """Base class of every task (one per kind of job: classification, LM, tagging...)."""
 
     name: ClassVar[str]
     data_config: ClassVar[type]
-    models: ClassVar[Registry[type]]
+    models: ClassVar[Registry[ModelSpec[Any]]]
     default_model: ClassVar[str]
     supports_folds: ClassVar[bool] = False
 
-    # ---------------------------------------------------------------- data and model
+    # ---------------------------------------------------------------- data
 
     @abstractmethod
     def setup(
         self, cfg: ExperimentConfig, run_dir: Path, *, train: bool, fold: int | None = None
-    ) -> Any:
+    ) -> DataT:
         """Load the data. With ``train`` build the vocabulary and save it in ``run_dir``;
         otherwise load it from there. Returns the task's prepared data."""
 
-    @abstractmethod
-    def build_model(self, cfg: ExperimentConfig, data: Any) -> nn.Module:
-        """A fresh model for ``cfg.model`` sized to the prepared data."""
+    def setup_eval(self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None) -> DataT:
+        """The prepared data of a finished run (``data_path`` replaces the evaluation
+        split's file where the task takes one)."""
+        if data_path is not None:
+            raise ConfigError(f"task {self.name!r} does not take --data")
+        return self.setup(cfg, run_dir, train=False)
+
+    def splits(self, data: DataT) -> list[str]:
+        """The splits the prepared data has, for the final evaluation."""
+        return ["val", "test"]
+
+    # ---------------------------------------------------------------- training
 
     @abstractmethod
-    def train_batches(self, cfg: ExperimentConfig, data: Any, epoch: int) -> Iterable[Any]:
-        """The training batches of ``epoch``, the same every time for the same epoch."""
+    def fit(
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        fold: int | None = None,
+        console: Console | None = None,
+    ) -> dict[str, float]:
+        """Train in ``run_dir`` and return the final metrics of the best model."""
+
+    @abstractmethod
+    def load_trained(
+        self,
+        cfg: ExperimentConfig,
+        run_dir: Path,
+        data_path: str | None = None,
+        fold: int | None = None,
+    ) -> tuple[Any, DataT]:
+        """The best model of a finished run, in eval mode, and its data (``data_path``
+        replaces the evaluation split's file; ``fold``: which fold of a cross-validated
+        run)."""
+
+    # ---------------------------------------------------------------- use
 
     @abstractmethod
     def evaluate(
-        self, cfg: ExperimentConfig, model: nn.Module, data: Any, split: str
+        self, cfg: ExperimentConfig, model: Any, data: DataT, split: str
     ) -> dict[str, float]:
         """Metrics on ``split`` with keys prefixed by it (``val_loss``, ``test_acc``)."""
 
-    def write_report(self, cfg: ExperimentConfig, model: nn.Module, data: Any, split: str) -> None:
+    def write_report(self, cfg: ExperimentConfig, model: Any, data: DataT, split: str) -> None:
         """Write what inspection needs of ``split`` (e.g. a tagger's confusion counts) into
         the run dir: after the final evaluation and by ``seqlab eval``, never during
         training. Most tasks need nothing."""
         return None
 
-    def splits(self, data: Any) -> list[str]:
-        """The splits the prepared data has, for the final evaluation."""
-        return ["val", "test"]
+    def predict(
+        self, cfg: ExperimentConfig, model: Any, data: DataT, lines: Iterable[str]
+    ) -> Iterator[str]:
+        """Task output for each raw input line (``seqlab predict``)."""
+        raise ConfigError(f"task {self.name!r} has no predict")
+        yield ""  # pragma: no cover - makes this a generator
 
-    # ---------------------------------------------------------------- training
+    def generate(
+        self, cfg: ExperimentConfig, model: Any, data: DataT, **kwargs: Any
+    ) -> Iterator[str]:
+        """The prompt, then the generated text piece by piece (for streaming)."""
+        raise ConfigError(f"task {self.name!r} does not generate text")
+
+
+class TrainedTask(Task[DataT]):
+    """A task whose models follow the model contract and train with the Trainer."""
+
+    def build_model(self, cfg: ExperimentConfig, data: DataT) -> nn.Module:
+        """A fresh model for ``cfg.model``, built by its spec and sized to the data."""
+        model: nn.Module = self.models.get(cfg.model.name).build(cfg, data)
+        return model
+
+    @abstractmethod
+    def train_batches(self, cfg: ExperimentConfig, data: DataT, epoch: int) -> Iterable[Any]:
+        """The training batches of ``epoch``, the same every time for the same epoch."""
 
     def fit(
         self,
@@ -104,9 +166,7 @@ class Task(ABC):
         run_dir: Path,
         data_path: str | None = None,
         fold: int | None = None,
-    ) -> tuple[nn.Module, Any]:
-        """The best model of a finished run and its data (``data_path`` replaces the
-        evaluation split's file; ``fold``: which fold of a cross-validated run)."""
+    ) -> tuple[nn.Module, DataT]:
         if fold is not None and data_path is None:
             data = self.setup(cfg, run_dir, train=False, fold=fold)
         else:
@@ -116,20 +176,13 @@ class Task(ABC):
         model.eval()
         return model, data
 
-    def setup_eval(self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None) -> Any:
-        if data_path is not None:
-            raise ConfigError(f"task {self.name!r} does not take --data")
-        return self.setup(cfg, run_dir, train=False)
 
-    def predict(
-        self, cfg: ExperimentConfig, model: nn.Module, data: Any, lines: Iterable[str]
-    ) -> Iterator[str]:
-        """Task output for each raw input line (``seqlab predict``)."""
-        raise ConfigError(f"task {self.name!r} has no predict")
-        yield ""  # pragma: no cover - makes this a generator
+class FittedTask(Task[DataT]):
+    """A task fitted in one pass by its own algorithm (counting, word2vec's threads): no
+    Trainer, no batches, no checkpoint; ``--resume`` fits again. Its ``fit`` logs one
+    record with :meth:`log_fit`, so ``metrics.jsonl`` exists for every run."""
 
-    def generate(
-        self, cfg: ExperimentConfig, model: nn.Module, data: Any, **kwargs: Any
-    ) -> Iterator[str]:
-        """The prompt, then the generated text piece by piece (for streaming)."""
-        raise ConfigError(f"task {self.name!r} does not generate text")
+    @staticmethod
+    def log_fit(run_dir: Path, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        record = {"step": step, "epoch": epoch, **metrics}
+        atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import contract
+from seqlab.contract import ModelSpec, contract
 from seqlab.data.readers import read_labelled_lines, read_polarity
 from seqlab.data.sources import resolve
 from seqlab.data.tokenize import build_tokenizer
@@ -29,16 +29,19 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.io import atomic_write_text
 from seqlab.models.bow import (
+    Adaline,
     AdalineConfig,
     BowBatch,
+    BowMLP,
+    LogisticRegression,
     LogRegConfig,
     MLPConfig,
+    Perceptron,
     PerceptronConfig,
-    build_bow_model,
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import TrainedTask
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,19 @@ class BowDataConfig:
             raise ConfigError("data.val_fraction must be in (0, 0.5), test_fraction in [0, 0.5)")
 
 
-BOW_MODELS: Registry[type] = Registry("bow model")
-BOW_MODELS.register("perceptron", PerceptronConfig)
-BOW_MODELS.register("adaline", AdalineConfig)
-BOW_MODELS.register("logreg", LogRegConfig)
-BOW_MODELS.register("mlp", MLPConfig)
+def _linear(model: type[nn.Module]) -> Callable[[ExperimentConfig, BowData], nn.Module]:
+    """Build the linear model ``model`` over the vocabulary, one output per label."""
+    return lambda cfg, data: model(len(data.vocab), len(data.labels))
+
+
+BOW_MODELS: Registry[ModelSpec[BowData]] = Registry("bow model")
+BOW_MODELS.register("perceptron", ModelSpec(PerceptronConfig, _linear(Perceptron)))
+BOW_MODELS.register("adaline", ModelSpec(AdalineConfig, _linear(Adaline)))
+BOW_MODELS.register("logreg", ModelSpec(LogRegConfig, _linear(LogisticRegression)))
+BOW_MODELS.register(
+    "mlp",
+    ModelSpec(MLPConfig, lambda cfg, data: BowMLP(len(data.vocab), len(data.labels), cfg.model)),
+)
 
 
 @dataclass
@@ -109,7 +120,7 @@ def split_indices(
     return {"train": rest[n_val:], "val": rest[:n_val], "test": test}
 
 
-class BowClassifyTask(Task):
+class BowClassifyTask(TrainedTask[BowData]):
     name = "bow_classify"
     data_config = BowDataConfig
     models = BOW_MODELS
@@ -180,9 +191,6 @@ class BowClassifyTask(Task):
 
     def splits(self, data: BowData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]
-
-    def build_model(self, cfg: ExperimentConfig, data: BowData) -> nn.Module:
-        return build_bow_model(cfg.model, len(data.vocab), len(data.labels))
 
     def train_batches(self, cfg: ExperimentConfig, data: BowData, epoch: int) -> Iterator[BowBatch]:
         seqs, labels = data.splits["train"]

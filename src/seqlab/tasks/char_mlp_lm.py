@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import ModelSpec
 from seqlab.data.readers import read_text
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
@@ -26,7 +27,7 @@ from seqlab.errors import ConfigError, DataError
 from seqlab.models.char_mlp_lm import CharMLPConfig, CharMLPLM, WindowBatch
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import TrainedTask
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,10 @@ class CharLMDataConfig:
             raise ConfigError("data.val_fraction must be in (0, 0.5)")
 
 
-CHAR_MLP_MODELS: Registry[type] = Registry("char LM model")
-CHAR_MLP_MODELS.register("mlp", CharMLPConfig)
+CHAR_MLP_MODELS: Registry[ModelSpec[CharLMData]] = Registry("char LM model")
+CHAR_MLP_MODELS.register(
+    "mlp", ModelSpec(CharMLPConfig, lambda cfg, data: CharMLPLM(len(data.vocab), cfg.model))
+)
 
 
 @dataclass
@@ -62,7 +65,7 @@ def encode_chars(vocab: Vocab, text: str, source: str) -> torch.Tensor:
     return torch.tensor([vocab.stoi[c] for c in text], dtype=torch.long)
 
 
-class CharMLPLMTask(Task):
+class CharMLPLMTask(TrainedTask[CharLMData]):
     name = "lm_char_mlp"
     data_config = CharLMDataConfig
     models = CHAR_MLP_MODELS
@@ -103,9 +106,6 @@ class CharMLPLMTask(Task):
 
     def splits(self, data: CharLMData) -> list[str]:
         return ["val"]
-
-    def build_model(self, cfg: ExperimentConfig, data: CharLMData) -> nn.Module:
-        return CharMLPLM(len(data.vocab), cfg.model)
 
     def train_batches(
         self, cfg: ExperimentConfig, data: CharLMData, epoch: int

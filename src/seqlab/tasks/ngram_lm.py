@@ -21,7 +21,6 @@ counts (``counts.safetensors``) in the run dir and evaluates.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -33,16 +32,16 @@ import numpy as np
 from rich.console import Console
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import ModelSpec
 from seqlab.data.catalogue import DATASETS
 from seqlab.data.readers import read_lines, read_text
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
-from seqlab.io import atomic_write_text
 from seqlab.models.ngram import AddKConfig, KneserNeyConfig, NGramLM
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import FittedTask
 
 SPLIT_ROLES = {"train": "train", "val": "valid", "test": "test"}
 """seqlab split name -> dataset file role."""
@@ -77,9 +76,14 @@ class NGramDataConfig:
             raise ConfigError("data.min_count must be at least 1")
 
 
-NGRAM_MODELS: Registry[type] = Registry("n-gram model")
-NGRAM_MODELS.register("kneser_ney", KneserNeyConfig)
-NGRAM_MODELS.register("add_k", AddKConfig)
+def _build_ngram(cfg: ExperimentConfig, data: NGramData) -> NGramLM:
+    """An unfitted ``NGramLM`` (not an ``nn.Module``: counts, no parameters)."""
+    return NGramLM(cfg.model, len(data.vocab), data.vocab.stoi[EOS])
+
+
+NGRAM_MODELS: Registry[ModelSpec[NGramData]] = Registry("n-gram model")
+NGRAM_MODELS.register("kneser_ney", ModelSpec(KneserNeyConfig, _build_ngram))
+NGRAM_MODELS.register("add_k", ModelSpec(AddKConfig, _build_ngram))
 
 
 @dataclass
@@ -150,7 +154,7 @@ def _split_one_file(path: Path, dcfg: NGramDataConfig) -> dict[str, list[list[st
     return {"train": sentences[:cut], "val": sentences[cut:]}
 
 
-class NGramLMTask(Task):
+class NGramLMTask(FittedTask[NGramData]):
     name = "lm_ngram"
     data_config = NGramDataConfig
     models = NGRAM_MODELS
@@ -193,16 +197,6 @@ class NGramLMTask(Task):
     def splits(self, data: NGramData) -> list[str]:
         return [name for name in ("val", "test") if name in data.splits]
 
-    def build_model(self, cfg: ExperimentConfig, data: NGramData) -> Any:
-        """An unfitted ``NGramLM`` (not an ``nn.Module``: counts, no parameters)."""
-        return NGramLM(cfg.model, len(data.vocab), data.vocab.stoi[EOS])
-
-    def train_batches(
-        self, cfg: ExperimentConfig, data: NGramData, epoch: int
-    ) -> Iterator[list[int]]:
-        """The training sentences, in file order: one counting pass, so one 'epoch'."""
-        yield from data.splits["train"]
-
     def evaluate(
         self, cfg: ExperimentConfig, model: Any, data: NGramData, split: str
     ) -> dict[str, float]:
@@ -231,7 +225,8 @@ class NGramLMTask(Task):
         console = console or Console(stderr=True)
         data = self.setup(cfg, run_dir, train=True)
         start = time.perf_counter()
-        model = _ngram(self.build_model(cfg, data)).fit(self.train_batches(cfg, data, 0))
+        spec = self.models.get(cfg.model.name)
+        model = spec.build(cfg, data).fit(data.splits["train"])  # one counting pass, in order
         seconds = time.perf_counter() - start
         model.save(RunDir(run_dir).counts)
         console.print(
@@ -244,8 +239,7 @@ class NGramLMTask(Task):
         }
         for split in self.splits(data):
             metrics.update(self.evaluate(cfg, model, data, split))
-        record = {"step": 0, "epoch": 0, **metrics}
-        atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")
+        self.log_fit(run_dir, 0, 0, metrics)
         return metrics
 
     def load_trained(

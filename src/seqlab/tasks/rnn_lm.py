@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import ModelSpec
 from seqlab.data.batching import BPTTStream
 from seqlab.data.catalogue import DATASETS
 from seqlab.data.readers import read_lines, read_text
@@ -35,7 +36,7 @@ from seqlab.errors import ConfigError, DataError
 from seqlab.models.rnn_lm import RNNLM, LMBatch, RNNLMConfig, detach
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import TrainedTask
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ class RNNLMDataConfig:
             raise ConfigError("data.val_fraction must be in (0, 0.5)")
 
 
-RNN_LM_MODELS: Registry[type] = Registry("language model")
-RNN_LM_MODELS.register("rnn", RNNLMConfig)
+RNN_LM_MODELS: Registry[ModelSpec[LMData]] = Registry("language model")
+RNN_LM_MODELS.register(
+    "rnn", ModelSpec(RNNLMConfig, lambda cfg, data: RNNLM(len(data.vocab), cfg.model))
+)
 
 
 @dataclass
@@ -115,7 +118,7 @@ def encode_stream(
     return torch.tensor(ids, dtype=torch.long), oov
 
 
-class RNNLMTask(Task):
+class RNNLMTask(TrainedTask[LMData]):
     name = "lm_rnn"
     data_config = RNNLMDataConfig
     models = RNN_LM_MODELS
@@ -165,9 +168,6 @@ class RNNLMTask(Task):
 
     def splits(self, data: LMData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]
-
-    def build_model(self, cfg: ExperimentConfig, data: LMData) -> nn.Module:
-        return RNNLM(len(data.vocab), cfg.model)
 
     def train_batches(self, cfg: ExperimentConfig, data: LMData, epoch: int) -> Iterator[LMBatch]:
         dcfg: RNNLMDataConfig = cfg.data

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from rich.console import Console
@@ -26,24 +26,24 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import contract
+from seqlab.contract import ModelSpec, contract
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
-from seqlab.embeddings.pretrained import load_pretrained
 from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.io import atomic_write_text
 from seqlab.models.classifier import (
     ClassifyBatch,
+    RNNClassifier,
     RNNClassifierConfig,
+    SentenceClassifier,
     TextCNN,
     TextCNNConfig,
-    build_classifier,
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.bow_classify import split_indices
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -76,9 +76,20 @@ class ClassifyDataConfig:
             raise ConfigError("data.max_length must be >= 1")
 
 
-CLASSIFY_MODELS: Registry[type] = Registry("classification model")
-CLASSIFY_MODELS.register("cnn", TextCNNConfig)
-CLASSIFY_MODELS.register("rnn", RNNClassifierConfig)
+CLASSIFY_MODELS: Registry[ModelSpec[ClassifyData]] = Registry("classification model")
+CLASSIFY_MODELS.register(
+    "cnn",
+    ModelSpec(
+        TextCNNConfig, lambda cfg, data: TextCNN(cfg.model, len(data.vocab), len(data.labels))
+    ),
+)
+CLASSIFY_MODELS.register(
+    "rnn",
+    ModelSpec(
+        RNNClassifierConfig,
+        lambda cfg, data: RNNClassifier(cfg.model, len(data.vocab), len(data.labels)),
+    ),
+)
 
 Examples = tuple[list[list[str]], list[int]]
 """(tokens per example, label index per example)"""
@@ -153,7 +164,7 @@ def load_flat(
     return tokens, names
 
 
-class SentenceClassifyTask(Task):
+class SentenceClassifyTask(TrainedTask[ClassifyData]):
     name = "classify"
     data_config = ClassifyDataConfig
     models = CLASSIFY_MODELS
@@ -218,13 +229,10 @@ class SentenceClassifyTask(Task):
         return [s for s in ("val", "test") if s in data.splits]
 
     def build_model(self, cfg: ExperimentConfig, data: ClassifyData) -> nn.Module:
-        model = build_classifier(cfg.model, len(data.vocab), len(data.labels))
+        model = super().build_model(cfg, data)
         vectors = cfg.model.vectors
         if vectors is not None:
-            static = isinstance(cfg.model, TextCNNConfig) and cfg.model.variant == "static"
-            report = load_pretrained(model.embedding, data.vocab.itos, vectors, freeze=static)
-            if isinstance(model, TextCNN) and model.static_embedding is not None:
-                load_pretrained(model.static_embedding, data.vocab.itos, vectors, freeze=True)
+            report = cast(SentenceClassifier, model).load_vectors(data.vocab.itos, vectors)
             Console(stderr=True).print(str(report), highlight=False)
         return model
 

@@ -40,16 +40,17 @@ from conllu.models import Token, TokenList
 from torch import nn
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import ModelSpec
 from seqlab.data.batching import bucket_batches, pad_batch
 from seqlab.data.readers import Sentence, parse_conllu_lines, read_conllu
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError, where
 from seqlab.io import atomic_write_text
-from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig, build_tagger
+from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import TrainedTask
 
 SPLIT_ROLES = {"train": "train", "val": "dev", "test": "test"}
 
@@ -85,10 +86,6 @@ class TaggingDataConfig:
             raise ConfigError("data.aux_column needs data.format: conllu")
         if self.aux_column == self.column:
             raise ConfigError(f"data.aux_column must differ from data.column ({self.column})")
-
-
-TAGGING_MODELS: Registry[type] = Registry("tagging model")
-TAGGING_MODELS.register("tagger", TaggerConfig)
 
 
 @dataclass
@@ -176,7 +173,24 @@ def read_split(dcfg: TaggingDataConfig, path: Path) -> list[TaggedSentence]:
 # ----------------------------------------------------------------------------- the task
 
 
-class TaggingTask(Task):
+def _build_tagger(cfg: ExperimentConfig, data: TaggingData) -> Tagger:
+    """A tagger sized to the vocabularies and tag sets (word counts for word dropout)."""
+    return Tagger(
+        cfg.model,
+        len(data.vocab),
+        len(data.chars),
+        len(data.tags),
+        data.vocab.unk_index,
+        num_aux_tags=len(data.aux_tags),
+        word_counts=torch.tensor([data.vocab.counts[w] for w in data.vocab.itos]),
+    )
+
+
+TAGGING_MODELS: Registry[ModelSpec[TaggingData]] = Registry("tagging model")
+TAGGING_MODELS.register("tagger", ModelSpec(TaggerConfig, _build_tagger))
+
+
+class TaggingTask(TrainedTask[TaggingData]):
     name = "tagging"
     data_config = TaggingDataConfig
     models = TAGGING_MODELS
@@ -236,17 +250,6 @@ class TaggingTask(Task):
 
     def splits(self, data: TaggingData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]
-
-    def build_model(self, cfg: ExperimentConfig, data: TaggingData) -> nn.Module:
-        return build_tagger(
-            cfg.model,
-            len(data.vocab),
-            len(data.chars),
-            len(data.tags),
-            data.vocab.unk_index,
-            num_aux_tags=len(data.aux_tags),
-            word_counts=torch.tensor([data.vocab.counts[w] for w in data.vocab.itos]),
-        )
 
     # -- batches ------------------------------------------------------------------------
 

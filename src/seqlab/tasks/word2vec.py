@@ -21,18 +21,18 @@ words their cosine similarity, three words ``a b c`` the analogy ``a - b + c``
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from rich.console import Console
 from torch import nn
 
 from seqlab.config import ExperimentConfig
+from seqlab.contract import ModelSpec
 from seqlab.data.sources import resolve
 from seqlab.embeddings.evaluate import (
     RESTRICT_VOCAB,
@@ -50,7 +50,7 @@ from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.io import atomic_write_text
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import Task
+from seqlab.tasks.base import FittedTask
 
 EVAL_DATASET = "word_similarity"
 
@@ -84,9 +84,14 @@ class Word2VecModelConfig:
     cbow_mean: bool = True
 
 
-WORD2VEC_MODELS: Registry[type] = Registry("word2vec model")
-WORD2VEC_MODELS.register("skipgram", Word2VecModelConfig)
-WORD2VEC_MODELS.register("cbow", Word2VecModelConfig)
+def _build_word2vec(cfg: ExperimentConfig, vocab: Vocabulary) -> Word2Vec:
+    """The word2vec trainer for the corpus vocabulary ``vocab`` (its threads fit it)."""
+    return Word2Vec(word2vec_config(cfg), vocab)
+
+
+WORD2VEC_MODELS: Registry[ModelSpec[Vocabulary]] = Registry("word2vec model")
+WORD2VEC_MODELS.register("skipgram", ModelSpec(Word2VecModelConfig, _build_word2vec))
+WORD2VEC_MODELS.register("cbow", ModelSpec(Word2VecModelConfig, _build_word2vec))
 
 
 def word2vec_config(cfg: ExperimentConfig) -> Word2VecConfig:
@@ -156,7 +161,7 @@ class WordVectorsModel(nn.Module):
         return self.embedding(ids)
 
 
-class Word2VecTask(Task):
+class Word2VecTask(FittedTask[EvalFiles]):
     name = "word2vec"
     data_config = Word2VecDataConfig
     models = WORD2VEC_MODELS
@@ -188,12 +193,6 @@ class Word2VecTask(Task):
 
     # ---------------------------------------------------------------- model
 
-    def build_model(self, cfg: ExperimentConfig, data: EvalFiles) -> nn.Module:
-        raise ConfigError("word2vec vectors come from training (seqlab train), not build_model")
-
-    def train_batches(self, cfg: ExperimentConfig, data: EvalFiles, epoch: int) -> Iterable[Any]:
-        raise ConfigError("word2vec streams its corpus itself; it has no training batches")
-
     def fit(
         self,
         cfg: ExperimentConfig,
@@ -213,7 +212,7 @@ class Word2VecTask(Task):
             f"word2vec {w2v_config.architecture}: {len(vocab.words)} words kept of "
             f"{vocab.raw_words} tokens; {w2v_config.epochs} epochs, {w2v_config.workers} workers"
         )
-        model = Word2Vec(w2v_config, vocab)
+        model = self.models.get(cfg.model.name).build(cfg, vocab)
         stats = model.train(files)
         console.print(
             f"trained on {stats.raw_words} words in {stats.seconds:.1f} s "
@@ -231,8 +230,7 @@ class Word2VecTask(Task):
             "steps": float(stats.jobs),
         }
         metrics.update(self.evaluate(cfg, WordVectorsModel(wv), eval_files, "test"))
-        record = {"step": stats.jobs, "epoch": w2v_config.epochs, **metrics}
-        atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")
+        self.log_fit(run_dir, stats.jobs, w2v_config.epochs, metrics)
         return metrics
 
     def load_trained(
