@@ -1,0 +1,81 @@
+"""LoadedRun: a finished run read once and used by eval, predict and generate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqlab.contract import ModelSpec
+from seqlab.errors import DataError, RunDirError
+from seqlab.evaluation import LoadedRun, evaluate_run
+from seqlab.loader import from_dict
+from seqlab.rundir import RunDir
+from seqlab.runs import train
+from seqlab.tasks import TASKS
+from seqlab.tasks.base import FittedTask, TrainedTask
+
+POS = ["a fine warm film", "good and fine", "warm good acting", "a good film", "fine fine"]
+NEG = ["a dull cold film", "bad and dull", "cold bad acting", "a bad film", "dull dull"]
+
+
+def bow_run(tmp_path: Path) -> Path:
+    lines = [f"pos\t{t}" for t in POS * 4] + [f"neg\t{t}" for t in NEG * 4]
+    data = tmp_path / "reviews.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = from_dict(
+        {
+            "task": "bow_classify",
+            "data": {"dataset": str(data), "encoding": "utf-8"},
+            "model": {"name": "logreg"},
+            "optim": {"lr": 0.5, "name": "sgd"},
+            "trainer": {"epochs": 5, "batch_size": 4, "progress": False},
+            "eval": {"metric": "val_acc", "mode": "max"},
+        }
+    )
+    run = tmp_path / "run"
+    train(cfg, run)
+    return run
+
+
+def test_loaded_run_is_built_once_and_answers_eval_and_predict(tmp_path: Path) -> None:
+    run_dir = bow_run(tmp_path)
+    run = LoadedRun.load(run_dir)
+    assert not run.model.training
+    assert run.device == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in run.model.parameters())
+    final = json.loads(RunDir(run_dir).metrics.read_text())
+    assert run.evaluate("test")["test_acc"] == pytest.approx(final["test_acc"])
+    assert evaluate_run(run_dir)["test_acc"] == pytest.approx(final["test_acc"])
+    rows = [line.split("\t") for line in run.predict(["good warm film", "cold dull film"])]
+    assert [row[0] for row in rows] == ["pos", "neg"]
+    with pytest.raises(DataError, match="split 'train' is not available"):
+        run.evaluate("train")
+
+
+def test_loaded_run_takes_a_device_override_and_names_a_missing_run(tmp_path: Path) -> None:
+    """A run trained on a GPU can be loaded on the CPU."""
+    run_dir = bow_run(tmp_path)
+    config = RunDir(run_dir).config
+    config.write_text(config.read_text().replace("device: cpu", "device: cuda:7"))
+    run = LoadedRun.load(run_dir, device="cpu")
+    assert run.cfg.trainer.device == "cpu"
+    assert all(p.device.type == "cpu" for p in run.model.parameters())
+    assert run.evaluate("test")["test_acc"] >= 0
+    with pytest.raises(RunDirError, match="no such run dir"):
+        LoadedRun.load(tmp_path / "nowhere")
+
+
+def test_every_model_registry_entry_is_a_spec_with_a_named_config() -> None:
+    """A new model is one registry line: config class + build function (+ collation)."""
+    for name in TASKS:
+        task = TASKS.get(name)
+        assert isinstance(task, TrainedTask | FittedTask), name
+        assert task.default_model in task.models, name
+        for model_name in task.models:
+            spec = task.models.get(model_name)
+            assert isinstance(spec, ModelSpec), (name, model_name)
+            assert callable(spec.build)
+            assert "name" in spec.config.__dataclass_fields__, (name, model_name)
