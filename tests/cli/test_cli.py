@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
 from seqlab.cli import app
+from seqlab.train.device import fallback_device
 
 runner = CliRunner()
 
@@ -163,6 +165,9 @@ def test_resume_extends_training(tmp_path: Path) -> None:
         (["--set", "model.name=mpl"], "did you mean 'mlp'"),
         (["--set", "data.dataset=no_such_dataset"], "no_such_dataset"),
         (["--set", "trainer.epochs=lots"], "trainer.epochs"),
+        (["--set", "optim.lr=-5"], "optim.lr must be > 0, got -5.0"),
+        (["--set", "optim.betas=[0.9,1]"], "optim.betas[1] must be in [0, 1), got 1.0"),
+        (["--set", "trainer.device=gpu"], "trainer.device must be cpu, cuda, cuda:N"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -172,6 +177,37 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, args: list[str], message: 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_missing_gpu_is_one_clear_line_before_data_is_read(tmp_path: Path) -> None:
+    config = bow_config(tmp_path)
+    (tmp_path / "reviews.tsv").unlink()  # data set-up would fail with another message
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(config), "--out", str(run_dir), "--set", "trainer.device=cuda"]
+    )
+    assert result.exit_code == 2, result.output
+    expected = "trainer.device is 'cuda' but no CUDA GPU is visible"
+    assert expected in result.stderr and f"use trainer.device={fallback_device()}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_resuming_a_gpu_run_without_a_gpu_is_one_clear_line(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["train", str(bow_config(tmp_path)), "--out", str(run_dir), "--set"]
+    assert runner.invoke(app, [*args, "trainer.max_steps=2"]).exit_code == 0
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["trainer"]["device"] = "cuda:0"  # as if trained on a GPU machine
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    before = snapshot(run_dir)
+    result = runner.invoke(app, ["train", "--resume", "--out", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / 'config.yaml'}: a run resumes on its own device" in result.stderr
+    assert "'cuda:0' but no CUDA GPU is visible" in result.stderr
+    assert snapshot(run_dir) == before
 
 
 def test_wrong_encoding_names_file_and_line(tmp_path: Path) -> None:
