@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +17,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+import seqlab
 from seqlab.cli import app
 from seqlab.train.device import fallback_device
 
@@ -340,3 +347,38 @@ def test_cross_validated_run_evaluates_and_predicts(tmp_path: Path) -> None:
     result = runner.invoke(app, ["predict", str(run_dir)], input="a warm and funny film\n")
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\t")[0] in ("pos", "neg")
+
+
+def test_second_training_in_a_run_dir_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Two real ``seqlab train`` processes: the second one into the same run dir (fresh or
+    ``--resume``) exits 2 naming the first; once the first is killed (SIGKILL: no clean-up
+    runs), the run dir is free again."""
+    config, run_dir = bow_config(tmp_path), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(seqlab.__file__).parents[1])}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "seqlab.cli", "train", str(config), "--out", str(run_dir)]
+        + ["--set", "trainer.epochs=1000000"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    holder = f"pid {first.pid} on {socket.gethostname()}"
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoint.pt").exists():  # it holds the lock and is training
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert (run_dir / ".lock").read_text().startswith(holder)
+        for args in (["--resume"], [str(config), "--force"]):
+            result = runner.invoke(app, ["train", *args, "--out", str(run_dir)])
+            assert result.exit_code == 2, result.output
+            assert "another process is training in this run dir" in result.stderr
+            assert holder in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert first.poll() is None  # the refused runs did not disturb it
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    result = runner.invoke(
+        app, ["train", "--resume", "--out", str(run_dir), "--set", "trainer.epochs=1"]
+    )
+    assert result.exit_code == 0, result.output
