@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -382,3 +383,32 @@ def test_second_training_in_a_run_dir_is_refused_naming_the_first(tmp_path: Path
         app, ["train", "--resume", "--out", str(run_dir), "--set", "trainer.epochs=1"]
     )
     assert result.exit_code == 0, result.output
+
+
+class OpensAFile:
+    """Unpickling this runs ``open(marker, "w")``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def test_resuming_from_a_crafted_checkpoint_runs_no_code(tmp_path: Path) -> None:
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    result = runner.invoke(
+        app,
+        ["train", str(bow_config(tmp_path)), "--out", str(run_dir), "--set", "trainer.epochs=1"],
+    )
+    assert result.exit_code == 0, result.output
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    state["rng"]["python"] = OpensAFile(marker)
+    torch.save(state, run_dir / "checkpoint.pt")
+    result = runner.invoke(
+        app, ["train", "--resume", "--out", str(run_dir), "--set", "trainer.epochs=2"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / 'checkpoint.pt'}: checkpoint refused" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
