@@ -38,8 +38,9 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     finally:
         os.ftruncate(fd, 0)
         if made and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-            (run_dir / LOCK_FILE).unlink()  # still held: a waiting process sees it gone
-            run_dir.rmdir()
+            (run_dir / LOCK_FILE).unlink()  # still held: a process that opened it retries
+            with contextlib.suppress(OSError):  # another process may have made a new lock
+                run_dir.rmdir()
         os.close(fd)  # releases the lock
 
 

@@ -53,9 +53,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # Checkpoints written before rng_state() stored numpy's key as a tensor hold it as an
-# ndarray: these are the only globals such a file needs beyond what weights_only allows.
+# ndarray: these are the only globals such a file needs beyond what weights_only allows
+# (numpy's array constructor, ``numpy._core`` or ``numpy.core.multiarray._reconstruct``).
 _LEGACY_NUMPY_GLOBALS: list[Any] = [
-    np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
+    np.zeros(0).__reduce__()[0],
     np.ndarray,
     np.dtype,
     type(np.dtype(np.uint32)),
