@@ -13,7 +13,8 @@ import pytest
 
 import seqlab
 from seqlab.errors import RunDirError
-from seqlab.lock import LOCK_FILE, run_dir_lock
+from seqlab.lock import run_dir_lock
+from seqlab.rundir import RunDir
 
 HOLD = """
 import sys, time
@@ -33,7 +34,7 @@ def test_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
             pass
         assert str(err.value).startswith(f"{run_dir}: another process is training")
         assert f"pid {os.getpid()} on {socket.gethostname()}, since " in str(err.value)
-    assert (run_dir / LOCK_FILE).read_text() == ""  # released: no holder named
+    assert RunDir(run_dir).lock.read_text() == ""  # released: no holder named
     with run_dir_lock(run_dir):  # and free again
         pass
 
@@ -66,6 +67,6 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
             holder.send_signal(signal.SIGKILL)
             holder.wait()
     assert holder.returncode == -signal.SIGKILL
-    assert (run_dir / LOCK_FILE).read_text().startswith(f"pid {holder.pid}")  # left as it was
+    assert RunDir(run_dir).lock.read_text().startswith(f"pid {holder.pid}")  # left as it was
     with run_dir_lock(run_dir):
-        assert (run_dir / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} ")
+        assert RunDir(run_dir).lock.read_text().startswith(f"pid {os.getpid()} ")

@@ -1,4 +1,4 @@
-"""One writer per run dir: an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``.
+"""One writer per run dir: an exclusive ``fcntl.flock`` on ``RunDir(path).lock``.
 
 The OS releases the lock when its holder exits, crashes or is killed, so a lock is never
 stale. The holder writes its pid and host into the file, so that a second process can name
@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from seqlab.errors import RunDirError
-
-LOCK_FILE = ".lock"
+from seqlab.rundir import RunDir
 
 
 @contextlib.contextmanager
@@ -37,15 +36,16 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.ftruncate(fd, 0)
-        if made and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-            (run_dir / LOCK_FILE).unlink()  # still held: a process that opened it retries
+        lock = RunDir(run_dir).lock
+        if made and run_dir.is_dir() and list(run_dir.iterdir()) == [lock]:
+            lock.unlink()  # still held: a process that opened it retries
             with contextlib.suppress(OSError):  # another process may have made a new lock
                 run_dir.rmdir()
         os.close(fd)  # releases the lock
 
 
 def _acquire(run_dir: Path) -> int:
-    path = run_dir / LOCK_FILE
+    path = RunDir(run_dir).lock
     while True:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
