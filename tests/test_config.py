@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 from seqlab.config import (
     OptimConfig,
@@ -13,6 +15,7 @@ from seqlab.config import (
 )
 from seqlab.errors import ConfigError
 from seqlab.loader import from_dict, load_config
+from seqlab.train.optim import Schedule, build_optimizer
 
 RAW = {
     "task": "bow_classify",
@@ -91,3 +94,71 @@ def test_every_shipped_config_validates() -> None:
     assert configs
     for path in configs:
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lr=-5"], r"optim.lr must be > 0, got -5.0"),
+        (["optim.lr=0"], r"optim.lr must be > 0"),
+        (["optim.lr=.inf"], r"optim.lr must be a finite number, got inf"),
+        (["optim.momentum=-0.1"], r"optim.momentum must be in \[0, 1\)"),
+        (["optim.momentum=1"], r"optim.momentum must be in \[0, 1\)"),
+        (["optim.betas=[0.9,1.0]"], r"optim.betas\[1\] must be in \[0, 1\), got 1.0"),
+        (["optim.betas=[-0.1,0.9]"], r"optim.betas\[0\] must be in \[0, 1\)"),
+        (["optim.eps=0"], r"optim.eps must be > 0"),
+        (["optim.alpha=1.5"], r"optim.alpha must be in \[0, 1\)"),
+        (["optim.rho=-1"], r"optim.rho must be in \[0, 1\)"),
+        (["optim.l1=-1e-4"], r"optim.l1 must be >= 0"),
+        (["optim.l2=-1e-4"], r"optim.l2 must be >= 0"),
+        (["optim.gamma=0"], r"optim.gamma must be > 0"),
+        (["optim.schedule=plateau", "optim.gamma=1"], r"optim.gamma must be < 1 with .*plateau"),
+        (["optim.step_size=0"], r"optim.step_size must be >= 1, got 0"),
+        (["optim.decay_start=-1"], r"optim.decay_start must be >= 0"),
+        (["optim.patience=-2"], r"optim.patience must be >= 0"),
+        (["optim.warmup_steps=-10"], r"optim.warmup_steps must be >= 0"),
+        (["optim.min_lr=-1"], r"optim.min_lr must be >= 0"),
+        (["optim.nesterov=true"], r"optim.nesterov needs .*momentum > 0"),
+        (["optim.name=adam", "optim.nesterov=true", "optim.momentum=0.9"], r"optim.nesterov"),
+    ],
+)
+def test_optimizer_section_is_validated(tmp_path: Path, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(apply_overrides(RAW, overrides))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(RAW))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, overrides)
+
+
+def test_accepted_optimizer_values_build_in_torch() -> None:
+    """The bounds are no tighter than needed: edge values that pass also build."""
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for name in ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"):
+        for schedule in ("constant", "step", "epoch_decay", "plateau", "warmup"):
+            raw = {
+                "name": name,
+                "lr": 1e-9,
+                "momentum": 0.0 if name != "sgd" else 0.99,
+                "nesterov": name == "sgd",
+                "betas": [0.0, 0.999],
+                "eps": 1e-12,
+                "alpha": 0.0,
+                "rho": 0.0,
+                "schedule": schedule,
+                "gamma": 0.999,
+                "patience": 0,
+                "warmup_steps": 0,
+            }
+            optim = build_dataclass(OptimConfig, raw, "optim")
+            Schedule(build_optimizer(params, optim), optim)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "CPU", "cuda:0 ", ""])
+def test_malformed_device_is_refused(device: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"trainer.device must be cpu, cuda, cuda:N .*{device!r}"
+    ):
+        build_dataclass(TrainerConfig, {"device": device}, "trainer")
+    for good in ("cpu", "cuda", "cuda:1", "mps"):
+        assert build_dataclass(TrainerConfig, {"device": good}, "trainer").device == good

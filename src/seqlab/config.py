@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -21,6 +23,10 @@ import yaml
 
 from seqlab.errors import ConfigError
 from seqlab.io import atomic_write_text
+
+DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(:[0-9]+)?")
+"""The devices a run may name in ``trainer.device`` (whether one is present is checked
+when training starts, not here: a run trained on a GPU is still readable without one)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,40 @@ class OptimConfig:
     patience: int = 0
     warmup_steps: int = 0
     min_lr: float = 0.0
+
+    def validate(self) -> None:
+        """Reject the values torch's optimizers and schedules would refuse (or that diverge)."""
+        checks: list[tuple[str, float, bool, str]] = [
+            ("lr", self.lr, self.lr > 0, "> 0"),
+            ("momentum", self.momentum, 0 <= self.momentum < 1, "in [0, 1)"),
+            ("betas[0]", self.betas[0], 0 <= self.betas[0] < 1, "in [0, 1)"),
+            ("betas[1]", self.betas[1], 0 <= self.betas[1] < 1, "in [0, 1)"),
+            ("eps", self.eps, self.eps > 0, "> 0"),
+            ("alpha", self.alpha, 0 <= self.alpha < 1, "in [0, 1)"),
+            ("rho", self.rho, 0 <= self.rho < 1, "in [0, 1)"),
+            ("l2", self.l2, self.l2 >= 0, ">= 0"),
+            ("l1", self.l1, self.l1 >= 0, ">= 0"),
+            ("gamma", self.gamma, self.gamma > 0, "> 0"),
+            ("step_size", self.step_size, self.step_size >= 1, ">= 1"),
+            ("decay_start", self.decay_start, self.decay_start >= 0, ">= 0"),
+            ("patience", self.patience, self.patience >= 0, ">= 0"),
+            ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, ">= 0"),
+            ("min_lr", self.min_lr, self.min_lr >= 0, ">= 0"),
+        ]
+        for key, value, ok, wanted in checks:
+            if not math.isfinite(value):
+                raise ConfigError(f"optim.{key} must be a finite number, got {value}")
+            if not ok:
+                raise ConfigError(f"optim.{key} must be {wanted}, got {value}")
+        if self.schedule == "plateau" and self.gamma >= 1:
+            raise ConfigError(
+                f"optim.gamma must be < 1 with schedule: plateau (it cuts the lr), got {self.gamma}"
+            )
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ConfigError(
+                "optim.nesterov needs optim.name: sgd and optim.momentum > 0 "
+                f"(got name {self.name}, momentum {self.momentum})"
+            )
 
 
 @dataclass(frozen=True)
@@ -87,6 +127,11 @@ class TrainerConfig:
     """torch intra-op threads (0: torch's default)."""
 
     def validate(self) -> None:
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(
+                f"trainer.device must be cpu, cuda, cuda:N (N a GPU index) or mps, "
+                f"got {self.device!r}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
 

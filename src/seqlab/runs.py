@@ -2,7 +2,8 @@
 
 A run dir holds ``config.yaml``, ``metrics.jsonl`` (one line per evaluation),
 ``checkpoint.pt`` (the full training state), ``best.safetensors`` and ``metrics.json``
-(the final numbers). With ``eval.folds = k`` there is one such dir per fold,
+(the final numbers), and ``.lock`` (held by the process training into it, see
+``seqlab.lock``). With ``eval.folds = k`` there is one such dir per fold,
 ``fold0 .. fold{k-1}``, and the top-level ``metrics.json`` holds mean and std.
 """
 
@@ -21,8 +22,10 @@ from seqlab.config import ExperimentConfig, read_yaml, save_config
 from seqlab.errors import ConfigError, RunDirError, SeqlabError
 from seqlab.io import atomic_write_text
 from seqlab.loader import from_dict
+from seqlab.lock import run_dir_lock
 from seqlab.rundir import RunDir
 from seqlab.tasks import TASKS
+from seqlab.train.device import check_device
 
 RESUMABLE = (
     "epochs",
@@ -66,8 +69,12 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
                 f"{run_dir}: already holds a run; use --resume to continue it, --force to "
                 "replace it, or --out to train elsewhere"
             )
-        shutil.rmtree(run_dir)
-    created = not run_dir.exists() or not any(run_dir.iterdir())
+        for entry in run_dir.iterdir():  # all but the lock, which this process holds
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry != RunDir(run_dir).lock:
+                entry.unlink()
+    created = not run_dir.exists() or all(p == RunDir(run_dir).lock for p in run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
     return created
 
@@ -80,7 +87,24 @@ def train(
     force: bool = False,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir``; returns and writes the final metrics."""
+    """Train ``cfg`` into ``run_dir``; returns and writes the final metrics.
+
+    ``run_dir`` is locked meanwhile: a second process training into it is refused.
+    """
+    if not resume:  # a resumed run keeps its own device: checked in _resumed_config
+        check_device(cfg.trainer.device)
+    with run_dir_lock(run_dir):
+        return _train(cfg, run_dir, resume=resume, force=force, console=console)
+
+
+def _train(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    force: bool,
+    console: Console | None,
+) -> dict[str, Any]:
     console = console or Console(stderr=True)
     if resume:
         prepare_run_dir(run_dir, resume=True, force=False)
@@ -117,6 +141,12 @@ def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentCon
         if getattr(requested.trainer, key) != getattr(saved.trainer, key)
     }
     trainer = dataclasses.replace(saved.trainer, **changes)
+    try:
+        check_device(trainer.device)
+    except ConfigError as err:
+        raise ConfigError(
+            f"{RunDir(run_dir).config}: a run resumes on its own device: {err}"
+        ) from err
     cfg = saved.replace(trainer=trainer)
     save_config(cfg, RunDir(run_dir).config)
     return cfg

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
+import seqlab
 from seqlab.cli import app
+from seqlab.train.device import fallback_device
 
 runner = CliRunner()
 
@@ -163,6 +173,9 @@ def test_resume_extends_training(tmp_path: Path) -> None:
         (["--set", "model.name=mpl"], "did you mean 'mlp'"),
         (["--set", "data.dataset=no_such_dataset"], "no_such_dataset"),
         (["--set", "trainer.epochs=lots"], "trainer.epochs"),
+        (["--set", "optim.lr=-5"], "optim.lr must be > 0, got -5.0"),
+        (["--set", "optim.betas=[0.9,1]"], "optim.betas[1] must be in [0, 1), got 1.0"),
+        (["--set", "trainer.device=gpu"], "trainer.device must be cpu, cuda, cuda:N"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -172,6 +185,37 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, args: list[str], message: 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_missing_gpu_is_one_clear_line_before_data_is_read(tmp_path: Path) -> None:
+    config = bow_config(tmp_path)
+    (tmp_path / "reviews.tsv").unlink()  # data set-up would fail with another message
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(config), "--out", str(run_dir), "--set", "trainer.device=cuda"]
+    )
+    assert result.exit_code == 2, result.output
+    expected = "trainer.device is 'cuda' but no CUDA GPU is visible"
+    assert expected in result.stderr and f"use trainer.device={fallback_device()}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_resuming_a_gpu_run_without_a_gpu_is_one_clear_line(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["train", str(bow_config(tmp_path)), "--out", str(run_dir), "--set"]
+    assert runner.invoke(app, [*args, "trainer.max_steps=2"]).exit_code == 0
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["trainer"]["device"] = "cuda:0"  # as if trained on a GPU machine
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    before = snapshot(run_dir)
+    result = runner.invoke(app, ["train", "--resume", "--out", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / 'config.yaml'}: a run resumes on its own device" in result.stderr
+    assert "'cuda:0' but no CUDA GPU is visible" in result.stderr
+    assert snapshot(run_dir) == before
 
 
 def test_wrong_encoding_names_file_and_line(tmp_path: Path) -> None:
@@ -304,3 +348,67 @@ def test_cross_validated_run_evaluates_and_predicts(tmp_path: Path) -> None:
     result = runner.invoke(app, ["predict", str(run_dir)], input="a warm and funny film\n")
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\t")[0] in ("pos", "neg")
+
+
+def test_second_training_in_a_run_dir_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Two real ``seqlab train`` processes: the second one into the same run dir (fresh or
+    ``--resume``) exits 2 naming the first; once the first is killed (SIGKILL: no clean-up
+    runs), the run dir is free again."""
+    config, run_dir = bow_config(tmp_path), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(seqlab.__file__).parents[1])}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "seqlab.cli", "train", str(config), "--out", str(run_dir)]
+        + ["--set", "trainer.epochs=1000000"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    holder = f"pid {first.pid} on {socket.gethostname()}"
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoint.pt").exists():  # it holds the lock and is training
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert (run_dir / ".lock").read_text().startswith(holder)
+        for args in (["--resume"], [str(config), "--force"]):
+            result = runner.invoke(app, ["train", *args, "--out", str(run_dir)])
+            assert result.exit_code == 2, result.output
+            assert "another process is training in this run dir" in result.stderr
+            assert holder in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert first.poll() is None  # the refused runs did not disturb it
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    result = runner.invoke(
+        app, ["train", "--resume", "--out", str(run_dir), "--set", "trainer.epochs=1"]
+    )
+    assert result.exit_code == 0, result.output
+
+
+class OpensAFile:
+    """Unpickling this runs ``open(marker, "w")``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def test_resuming_from_a_crafted_checkpoint_runs_no_code(tmp_path: Path) -> None:
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    result = runner.invoke(
+        app,
+        ["train", str(bow_config(tmp_path)), "--out", str(run_dir), "--set", "trainer.epochs=1"],
+    )
+    assert result.exit_code == 0, result.output
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    state["rng"]["python"] = OpensAFile(marker)
+    torch.save(state, run_dir / "checkpoint.pt")
+    result = runner.invoke(
+        app, ["train", "--resume", "--out", str(run_dir), "--set", "trainer.epochs=2"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / 'checkpoint.pt'}: checkpoint refused" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists()

@@ -10,11 +10,12 @@ import yaml
 from typer.testing import CliRunner
 
 from seqlab.cli import app
+from seqlab.data.readers import parse_conllu_lines
 from seqlab.errors import DataError
 from seqlab.loader import load_config
 from seqlab.plots import run_confusion
 from seqlab.tasks import TASKS
-from seqlab.tasks.tagging import TaggingTask, read_columns, tag_report
+from seqlab.tasks.tagging import TaggingTask, add_ud_comments, read_columns, tag_report
 
 runner = CliRunner()
 
@@ -108,11 +109,20 @@ def test_cli_train_eval_predict_round_trip(tmp_path: Path) -> None:
         ("runs", "VERB"),
     ]
 
+    result = runner.invoke(app, ["predict", str(run), str(tmp_path / "raw.txt")])
+    comments = [line for line in result.output.splitlines() if line.startswith("#")]
+    assert comments == [  # what UD's validator requires of every sentence
+        "# sent_id = 1",
+        "# text = the dog sleeps .",
+        "# sent_id = 2",
+        "# text = a cat runs",
+    ]
+
     given = tmp_path / "in.conllu"
     given.write_text(conllu([[(w, "_") for w, _ in SENTENCES[1]]], lemma="LEM"))
     result = runner.invoke(app, ["predict", str(run), str(given)])
     assert result.exit_code == 0, result.output
-    assert "# sent_id = s0" in result.output
+    assert result.output.startswith("# sent_id = s0\n# text = a cat sleeps\n1\t")
     tokens = [line.split("\t") for line in result.output.splitlines() if "\t" in line]
     assert [t[3] for t in tokens] == ["DET", "NOUN", "VERB"]
     assert all(t[2] == "LEM" and t[7] == "root" for t in tokens)  # other columns kept
@@ -221,3 +231,31 @@ def test_tag_report_counts() -> None:
 def test_ewt_config_dry_run(tmp_path: Path) -> None:
     cfg = load_config(Path(__file__).parents[2] / "configs" / "ewt_upos.yaml")
     assert cfg.task == "tagging" and cfg.eval.metric == "val_acc"
+
+
+def test_ud_comments_are_added_where_missing_and_kept_where_given() -> None:
+    given = [
+        "# newdoc id = d1",
+        "# a free comment",
+        "1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_",
+        "1\tdo\t_\t_\t_\t_\t_\t_\t_\t_",
+        "2\tn't\t_\t_\t_\t_\t_\t_\t_\t_",
+        "3\tgo\t_\t_\t_\t_\t_\t_\t_\tSpaceAfter=No",
+        "3.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_",
+        "4\t!\t_\t_\t_\t_\t_\t_\t_\t_",
+        "",
+        "# text = Hi there",
+        "# sent_id = mine",
+        "1\tHi\t_\t_\t_\t_\t_\t_\t_\t_",
+        "2\tthere\t_\t_\t_\t_\t_\t_\t_\t_",
+    ]
+    first, second = (s.tokenlist for s in parse_conllu_lines(given))
+    add_ud_comments(first, sent_id="1")
+    add_ud_comments(second, sent_id="2")
+    assert first.serialize().splitlines()[:4] == [
+        "# newdoc id = d1",
+        "# sent_id = 1",
+        "# text = don't go!",
+        "# a free comment",
+    ]
+    assert second.serialize().splitlines()[:2] == ["# text = Hi there", "# sent_id = mine"]

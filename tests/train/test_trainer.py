@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -221,3 +222,10 @@ def test_every_optimizer_lowers_the_loss(name: str) -> None:
         model.loss((x, y)).loss.backward()
         opt.step()
     assert float(model.loss((x, y)).loss.detach()) < 0.9 * before
+
+
+def test_python_built_optim_config_is_validated(tmp_path: Path) -> None:
+    cfg = make_cfg()
+    cfg = cfg.replace(optim=dataclasses.replace(cfg.optim, lr=-5.0))
+    with pytest.raises(ConfigError, match=r"optim.lr must be > 0, got -5.0"):
+        Trainer(Toy(), cfg, tmp_path, evaluate)

@@ -424,8 +424,9 @@ class TaggingTask(TrainedTask[TaggingData]):
     def predict(
         self, cfg: ExperimentConfig, model: nn.Module, data: TaggingData, lines: Iterable[str]
     ) -> Iterator[str]:
-        """CoNLL-U in (its ``data.column`` is filled, every other column kept) or raw text
-        (one sentence per line, tokens split on whitespace) -> CoNLL-U out."""
+        """CoNLL-U in (its ``data.column`` is filled, every other column and comment kept) or
+        raw text (one sentence per line, tokens split on whitespace) -> CoNLL-U out, with the
+        ``# sent_id`` and ``# text`` comments UD's validator requires added where missing."""
         dcfg: TaggingDataConfig = cfg.data
         buffered = list(lines)
         first = next((line for line in buffered if line.strip()), "")
@@ -445,7 +446,39 @@ class TaggingTask(TrainedTask[TaggingData]):
             if tagged_aux is not None:
                 for token, tag in zip(word_tokens, tagged_aux[n], strict=True):
                     token[dcfg.aux_column] = tag
+            add_ud_comments(tokenlist, sent_id=str(n + 1))
             yield tokenlist.serialize().rstrip("\n") + "\n"
+
+
+def add_ud_comments(tokenlist: TokenList, sent_id: str) -> None:
+    """Add ``# sent_id`` (after any ``# newdoc``/``# newpar``) and ``# text`` (after
+    ``sent_id``) where ``tokenlist`` lacks them; the text is the surface tokens (multiword
+    tokens, not their words), separated by a space unless ``SpaceAfter=No``."""
+    items = list(tokenlist.metadata.items())
+    keys = [key for key, _ in items]
+    if "sent_id" not in keys:
+        at = next((i for i, k in enumerate(keys) if not k.startswith(("newdoc", "newpar"))), None)
+        items.insert(len(items) if at is None else at, ("sent_id", sent_id))
+    if "text" not in keys:
+        items.insert(
+            [key for key, _ in items].index("sent_id") + 1, ("text", _surface_text(tokenlist))
+        )
+    tokenlist.metadata.clear()
+    tokenlist.metadata.update(items)
+
+
+def _surface_text(tokenlist: TokenList) -> str:
+    pieces: list[str] = []
+    covered = 0  # the last word id inside a multiword token already written
+    for token in tokenlist:
+        ident = token["id"]
+        if isinstance(ident, tuple) and ident[1] == "-":
+            covered = ident[2]
+        elif not isinstance(ident, int) or ident <= covered:
+            continue  # an empty node, or a word of a multiword token
+        misc = token["misc"] or {}
+        pieces.append(token["form"] + ("" if misc.get("SpaceAfter") == "No" else " "))
+    return "".join(pieces).rstrip(" ")
 
 
 def _raw_tokenlist(words: tuple[str, ...]) -> TokenList:

@@ -10,6 +10,7 @@ safetensors for ``seqlab eval`` / ``serve``.
 from __future__ import annotations
 
 import io
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,17 @@ from seqlab.io import atomic_path, atomic_write_bytes
 
 
 def rng_state() -> dict[str, Any]:
+    """Every RNG state, in types ``torch.load(weights_only=True)`` reads without an
+    allow-list: tensors, ints, floats, tuples (numpy's key array is stored as a tensor)."""
+    numpy = np.random.get_state(legacy=False)  # MT19937: key (624,) uint32, pos, gauss
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": random.getstate(),  # (3, a tuple of 625 ints, None or a float)
+        "numpy": {
+            "key": torch.from_numpy(numpy["state"]["key"].astype(np.int64)),
+            "pos": int(numpy["state"]["pos"]),
+            "has_gauss": int(numpy["has_gauss"]),
+            "gauss": float(numpy["gauss"]),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -33,10 +42,25 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    if isinstance(numpy, dict):
+        key = numpy["key"].cpu().numpy().astype(np.uint32)
+        numpy = ("MT19937", key, numpy["pos"], numpy["has_gauss"], numpy["gauss"])
+    np.random.set_state(numpy)  # else a tuple, as checkpoints before weights_only held
+    torch.set_rng_state(state["torch"].cpu())  # ByteTensors on the CPU, wherever loaded
     if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# Checkpoints written before rng_state() stored numpy's key as a tensor hold it as an
+# ndarray: these are the only globals such a file needs beyond what weights_only allows
+# (numpy's array constructor, ``numpy._core`` or ``numpy.core.multiarray._reconstruct``).
+_LEGACY_NUMPY_GLOBALS: list[Any] = [
+    np.zeros(0).__reduce__()[0],
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -47,12 +71,24 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a training state with ``weights_only=True``: tensors and plain values only, so a
+    checkpoint from someone else cannot run code when it is read."""
     if not path.is_file():
         raise RunDirError(f"{path}: no checkpoint here; train first or check the run dir")
     try:
-        state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise RunDirError(f"{path}: checkpoint is unreadable ({err})") from err
+        with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+            state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if "nsupported" in line), lines[0] if lines else "")
+        detail = detail.removeprefix("WeightsUnpickler error: ").split(". ")[0].rstrip(".")
+        raise RunDirError(
+            f"{path}: checkpoint refused: it holds more than tensors and plain values ({detail}); "
+            "loading it could run code, so it is not loaded"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - any other failure means a bad file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunDirError(f"{path}: checkpoint is unreadable ({first})") from err
     return state
 
 

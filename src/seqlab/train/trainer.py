@@ -101,11 +101,12 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
         self.console = console or Console(stderr=True)
+        cfg.optim.validate()  # configs built in Python skip the loader's checks
+        cfg.trainer.validate()
         self.device = torch.device(cfg.trainer.device)
         self.optimizer = build_optimizer(model.parameters(), cfg.optim)
         self.schedule = Schedule(self.optimizer, cfg.optim)
         self.state = TrainState()
-        cfg.trainer.validate()  # configs built in Python skip the loader's check
         decay = cfg.trainer.ema_decay
         self.average: AveragedModel | None = None
         if decay > 0:
