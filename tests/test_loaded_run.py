@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from seqlab.cli import app
 from seqlab.contract import ModelSpec
-from seqlab.errors import DataError, RunDirError
+from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.evaluation import LoadedRun, evaluate_run
 from seqlab.loader import from_dict
 from seqlab.rundir import RunDir
@@ -60,6 +62,11 @@ def test_loaded_run_takes_a_device_override_and_names_a_missing_run(tmp_path: Pa
     run_dir = bow_run(tmp_path)
     config = RunDir(run_dir).config
     config.write_text(config.read_text().replace("device: cpu", "device: cuda:7"))
+    with pytest.raises(ConfigError, match="cuda:7.*or pass --device cpu"):
+        LoadedRun.load(run_dir)
+    result = CliRunner().invoke(app, ["eval", str(run_dir), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "test_acc" in json.loads(result.output.strip().splitlines()[-1])
     run = LoadedRun.load(run_dir, device="cpu")
     assert run.cfg.trainer.device == "cpu"
     assert all(p.device.type == "cpu" for p in run.model.parameters())
@@ -79,3 +86,13 @@ def test_every_model_registry_entry_is_a_spec_with_a_named_config() -> None:
             assert isinstance(spec, ModelSpec), (name, model_name)
             assert callable(spec.build)
             assert "name" in spec.config.__dataclass_fields__, (name, model_name)
+
+
+def test_resume_and_force_exclude_each_other(tmp_path: Path) -> None:
+    """--resume --force used to resume silently (the force was dropped on that path)."""
+    run_dir = bow_run(tmp_path)
+    before = RunDir(run_dir).metrics.read_text()
+    cfg = LoadedRun.load(run_dir).cfg
+    with pytest.raises(ConfigError, match="exclude each other"):
+        train(cfg, run_dir, resume=True, force=True)
+    assert RunDir(run_dir).metrics.read_text() == before

@@ -37,6 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = typer.Option(False, "--json", help="Print the results as one JSON line last.")
 DebugOpt = typer.Option(False, "--debug", help="Show full tracebacks on errors.")
+DeviceOpt = typer.Option(
+    None, "--device", help="Run on this device (cpu, cuda, cuda:N, mps) instead of the trained one."
+)
 
 
 def _fail(message: str, code: int) -> None:
@@ -132,13 +135,14 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run dir."),
     split: str = typer.Option("test", "--split", help="Split to evaluate (val, test)."),
     data: str | None = typer.Option(None, "--data", help="Evaluate on this file instead."),
+    device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Evaluate the best weights of a run on a split or a file."""
     from seqlab.evaluation import evaluate_run
 
-    metrics = evaluate_run(run_dir, split=split, data_path=data)
+    metrics = evaluate_run(run_dir, split=split, data_path=data, device=device)
     show_metrics(f"{run_dir} ({data or split})", metrics)
     emit_json(metrics, as_json)
 
@@ -151,6 +155,7 @@ def predict(
     analogy: tuple[str, str, str] | None = typer.Option(
         None, "--analogy", help="Word vectors: A B C -> the words nearest A - B + C."
     ),
+    device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -159,7 +164,7 @@ def predict(
 
     count = 0
     queries = [" ".join(analogy)] if analogy else None
-    for line in predict_lines(run_dir, source, queries):
+    for line in predict_lines(run_dir, source, queries, device=device):
         sys.stdout.write(line + "\n")
         count += 1
     emit_json({"predictions": count}, as_json)
@@ -178,6 +183,7 @@ def generate(
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1: all)."),
     beam: int = typer.Option(0, "--beam", help="Beam search with this beam size (0: sample)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -187,6 +193,7 @@ def generate(
     pieces = []
     stream = generate_stream(
         run_dir,
+        device=device,
         prompt=prompt,
         max_tokens=max_tokens,
         temperature=temperature,

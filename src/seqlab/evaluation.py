@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from seqlab.config import ExperimentConfig
-from seqlab.errors import DataError
+from seqlab.errors import ConfigError, DataError
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config, summarize_folds
 from seqlab.tasks import TASKS, Task
+from seqlab.train.device import check_device, fallback_device
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class LoadedRun:
         cfg = load_run_config(run_dir)
         if device is not None:
             cfg = cfg.replace(trainer=dataclasses.replace(cfg.trainer, device=device))
+        try:
+            check_device(cfg.trainer.device)
+        except ConfigError as err:
+            raise ConfigError(f"{run_dir}: {err}, or pass --device {fallback_device()}") from None
         if cfg.eval.folds > 1 and fold is None and data_path is None:
             fold = 0  # a cross-validated run predicts with its first fold's model
         model_dir = RunDir(run_dir).fold(fold).path if fold is not None else run_dir
@@ -90,7 +95,7 @@ class LoadedRun:
 
 
 def evaluate_run(
-    run_dir: Path, split: str = "test", data_path: str | None = None
+    run_dir: Path, split: str = "test", data_path: str | None = None, device: str | None = None
 ) -> dict[str, Any]:
     """Metrics of the best weights on ``split`` (or on the file ``data_path``).
 
@@ -100,22 +105,25 @@ def evaluate_run(
     cfg = load_run_config(run_dir)
     if cfg.eval.folds > 1 and data_path is None:
         per_fold = [
-            LoadedRun.load(run_dir, fold=fold).evaluate(split) for fold in range(cfg.eval.folds)
+            LoadedRun.load(run_dir, fold=fold, device=device).evaluate(split)
+            for fold in range(cfg.eval.folds)
         ]
         result = summarize_folds(per_fold)
         result.pop("per_fold")
         return result
-    run = LoadedRun.load(run_dir, data_path=data_path)
+    run = LoadedRun.load(run_dir, data_path=data_path, device=device)
     if data_path is not None:
         split = "test" if "test" in run.splits() or split == "test" else split
         return run.evaluate(split)
     return run.evaluate(split, report=True)
 
 
-def predict_lines(run_dir: Path, source: str, lines: list[str] | None = None) -> Iterator[str]:
+def predict_lines(
+    run_dir: Path, source: str, lines: list[str] | None = None, device: str | None = None
+) -> Iterator[str]:
     """One output line per input line of ``source`` (a path, or ``-`` for stdin), or of
     ``lines`` when given."""
-    run = LoadedRun.load(run_dir)
+    run = LoadedRun.load(run_dir, device=device)
     if lines is not None:
         yield from run.predict(lines)
         return
@@ -132,9 +140,9 @@ def predict_lines(run_dir: Path, source: str, lines: list[str] | None = None) ->
         raise DataError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from err
 
 
-def generate_stream(run_dir: Path, **options: Any) -> Iterator[str]:
+def generate_stream(run_dir: Path, device: str | None = None, **options: Any) -> Iterator[str]:
     """The prompt, then generated text piece by piece (options as in ``Task.generate``)."""
-    yield from LoadedRun.load(run_dir).generate(**options)
+    yield from LoadedRun.load(run_dir, device=device).generate(**options)
 
 
 def generate_text(run_dir: Path, **options: Any) -> str:

@@ -91,6 +91,8 @@ def train(
 
     ``run_dir`` is locked meanwhile: a second process training into it is refused.
     """
+    if resume and force:
+        raise ConfigError("--resume and --force exclude each other")
     if not resume:  # a resumed run keeps its own device: checked in _resumed_config
         check_device(cfg.trainer.device)
     with run_dir_lock(run_dir):
