@@ -81,3 +81,44 @@ def test_beam_search_against_brute_force(beam: int) -> None:
         assert best.tokens == exact
     assert best.logprob == pytest.approx(scores[best.tokens], abs=1e-5)
     assert best.logprob <= scores[exact] + 1e-6
+
+
+class Checked(Markov):
+    """The Markov chain, checking that every tensor decoding hands it is on its device."""
+
+    def __init__(self) -> None:
+        super().__init__(vocab=5, seed=2)
+        self.devices: set[torch.device] = set()
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        self.devices.add(tokens.device)
+        return super().step(tokens, state)
+
+    def select_state(self, state: Any, index: Tensor) -> Any:
+        self.devices.add(index.device)
+        return super().select_state(state, index)
+
+
+def test_decoding_allocates_on_the_logits_device() -> None:
+    """With the default device set to ``meta``, every tensor decoding makes without naming
+    the logits' device would land on ``meta`` (and fail or be seen by the model)."""
+    model = Checked()
+    prompt = torch.tensor([[1]])
+    expected = beam_search(model, prompt, 4, beam_size=3)
+    sampled = list(sample(model, prompt, 6, generator=torch.Generator().manual_seed(0)))
+    logprob = sequence_logprob(model, prompt, [2, 3])
+    with torch.device("meta"):
+        assert beam_search(model, prompt, 4, beam_size=3) == expected
+        again = sample(model, prompt, 6, generator=torch.Generator(device="cpu").manual_seed(0))
+        assert list(again) == sampled
+        assert sequence_logprob(model, prompt, [2, 3]) == logprob
+    assert model.devices == {torch.device("cpu")}
+
+
+def test_draw_uses_the_generators_device_and_numbers() -> None:
+    from seqlab.decode import draw
+
+    probs = torch.softmax(torch.randn(3, 7, generator=torch.Generator().manual_seed(1)), -1)
+    token = draw(probs, torch.Generator().manual_seed(5))
+    plain = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(5)).squeeze(-1)
+    assert token.shape == (3,) and torch.equal(token, plain)

@@ -47,17 +47,25 @@ class OptimConfig:
     """L2 penalty (lambda/2 * ||w||^2 added to the loss; weight decay for AdamW)."""
     l1: float = 0.0
     """L1 penalty (lambda * ||w||_1 added to the loss)."""
-    schedule: Literal["constant", "step", "epoch_decay", "plateau", "warmup"] = "constant"
+    schedule: Literal["constant", "step", "epoch_decay", "plateau", "warmup", "noam", "cosine"] = (
+        "constant"
+    )
     """``step``: lr *= gamma every step_size epochs; ``epoch_decay``: lr *= gamma each epoch
     after ``decay_start`` epochs (Zaremba et al.); ``plateau``: lr *= gamma when the
     validation metric has not improved for ``patience`` evaluations; ``warmup``: linear
-    warmup over ``warmup_steps`` steps, then constant."""
+    warmup over ``warmup_steps`` steps, then constant; ``noam``: linear warmup, then decay
+    with the inverse square root of the step, peaking at ``lr`` (Vaswani et al. 2017);
+    ``cosine``: linear warmup, then cosine decay to ``min_lr`` at ``total_steps``. The
+    formulas are in ``seqlab.train.schedules``."""
     gamma: float = 0.5
     step_size: int = 1
     decay_start: int = 0
     patience: int = 0
     warmup_steps: int = 0
     min_lr: float = 0.0
+    total_steps: int | None = None
+    """``cosine``: the optimizer step at which the lr reaches ``min_lr`` (None:
+    ``trainer.max_steps``)."""
 
     def validate(self) -> None:
         """Reject the values torch's optimizers and schedules would refuse (or that diverge)."""
@@ -125,6 +133,13 @@ class TrainerConfig:
     tensorboard: bool = False
     threads: int = 0
     """torch intra-op threads (0: torch's default)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast of the forward pass and loss to ``bf16`` (CPU and GPU) or ``fp16`` (CUDA
+    only, with a gradient scaler); the weights, gradients and optimizer stay in fp32."""
+    accumulate: int = 1
+    """Accumulate the gradients of this many batches per optimizer step (one step on an
+    N-times-larger batch); steps, schedules, EMA, clipping and every ``*_every`` count
+    optimizer steps. The last step of an epoch takes the batches that are left."""
 
     def validate(self) -> None:
         if not DEVICE_PATTERN.fullmatch(self.device):
@@ -134,6 +149,15 @@ class TrainerConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.accumulate < 1:
+            raise ConfigError(f"trainer.accumulate must be at least 1, got {self.accumulate}")
+        if self.precision == "fp16" and not self.device.startswith("cuda"):
+            # CPUs lack fast fp16 arithmetic and some kernels (oneDNN's LSTM) lack fp16;
+            # bf16 has fp32's range and needs no loss scaler
+            raise ConfigError(
+                f"trainer.precision=fp16 needs a CUDA device (trainer.device is "
+                f"{self.device!r}); use trainer.precision=bf16"
+            )
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,13 @@ class EvalConfig:
     folds: int = 1
     """k-fold cross-validation when > 1 (tasks that support it)."""
     split: str = "test"
+    final_every: int = 0
+    """Also compute the task's expensive final metrics (BLEU, per-task tables) at every
+    K-th evaluation (0: only at the last evaluation of training)."""
+
+    def validate(self) -> None:
+        if self.final_every < 0:
+            raise ConfigError(f"eval.final_every must be >= 0, got {self.final_every}")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ A model is decodable if it has
 
 ``start`` consumes the prompt (teacher forcing) and returns the distribution of the next
 token. Greedy and sampling are generators that yield one token id at a time, so callers
-can stream text as it is produced.
+can stream text as it is produced. The prompt must be on the model's device; every
+tensor made here is made on the logits' device.
 """
 
 from __future__ import annotations
@@ -65,11 +66,20 @@ def sample(
             token = logits.argmax(-1)  # (1,)
         else:
             probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-            token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            token = draw(probs, generator)
         yield int(token)
         if eos is not None and int(token) == eos:
             return
         logits, state = model.step(token, state)
+
+
+def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """(B,) one token per row of ``probs`` (B, V), drawn with ``generator`` on its own
+    device (a CPU generator gives the same draws whichever device the model is on)."""
+    if generator is not None and generator.device != probs.device:
+        picked = torch.multinomial(probs.to(generator.device), 1, generator=generator)
+        return picked.squeeze(-1).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def greedy(
@@ -110,7 +120,9 @@ def beam_search(
     beams = [Hypothesis((), 0.0)]
     finished: list[Hypothesis] = []
     for _ in range(max_tokens):
-        scores = torch.tensor([b.logprob for b in beams]).unsqueeze(-1) + logprobs  # (K, V)
+        device = logprobs.device
+        scores = torch.tensor([b.logprob for b in beams], device=device).unsqueeze(-1)
+        scores = scores + logprobs  # (K, V)
         vocab = scores.size(-1)
         top = torch.topk(scores.flatten(), min(beam_size, scores.numel()))
         keep_rows, new_beams, new_tokens = [], [], []
@@ -126,8 +138,8 @@ def beam_search(
         if not new_beams or len(finished) >= beam_size:
             break
         beams = new_beams
-        state = model.select_state(state, torch.tensor(keep_rows))
-        logits, state = model.step(torch.tensor(new_tokens), state)
+        state = model.select_state(state, torch.tensor(keep_rows, device=device))
+        logits, state = model.step(torch.tensor(new_tokens, device=device), state)
         logprobs = torch.log_softmax(logits, dim=-1)
     pool = finished + (beams if len(finished) < beam_size else [])
     pool.sort(key=lambda h: h.score(length_penalty), reverse=True)
@@ -141,5 +153,5 @@ def sequence_logprob(model: Decodable, prompt: Tensor, tokens: list[int]) -> flo
         logits, state = model.start(prompt)
         for token in tokens:
             total += float(torch.log_softmax(logits, dim=-1)[0, token])
-            logits, state = model.step(torch.tensor([token]), state)
+            logits, state = model.step(torch.tensor([token], device=logits.device), state)
     return total if math.isfinite(total) else float("-inf")

@@ -103,7 +103,7 @@ def test_ema_weights_follow_the_formula_and_are_what_is_evaluated(tmp_path: Path
     trainer = Trainer(model, make_cfg(epochs=1, ema_decay=decay), tmp_path, evaluate)
     expected: list[torch.Tensor] | None = None
     for batch in batches(0):
-        trainer._train_step(batch)
+        trainer._train_step([batch])
         now = [p.detach().clone() for p in model.parameters()]
         # the first step copies the weights; later ones: avg = decay·avg + (1 − decay)·w
         expected = (

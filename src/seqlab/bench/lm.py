@@ -73,14 +73,14 @@ def run(quick: bool = False, steps: int | None = None, rounds: int = 3) -> dict[
         seqlab_time = plain_time = 0.0
         hidden: Any = None
         for batch in batches[:5]:  # warm up both
-            trainer._train_step(batch)
+            trainer._train_step([batch])
             hidden = _plain_step(plain, plain_opt, batch, hidden)
         for round_index in range(rounds):
             for batch in batches[5:]:  # alternate step by step; who goes first alternates
                 for side in (0, 1) if round_index % 2 == 0 else (1, 0):
                     start = time.perf_counter()
                     if side == 0:
-                        trainer._train_step(batch)
+                        trainer._train_step([batch])
                         seqlab_time += time.perf_counter() - start
                     else:
                         hidden = _plain_step(plain, plain_opt, batch, hidden)

@@ -94,13 +94,13 @@ def run(quick: bool = False, steps: int | None = None, rounds: int = 3) -> dict[
         plain = PlainTagger(cfg.model, len(data.vocab), len(data.chars), len(data.tags))
         plain_opt = torch.optim.Adam(plain.parameters(), lr=cfg.optim.lr)
         for batch in batches[:2]:  # warm up both
-            trainer._train_step(batch)
+            trainer._train_step([batch])
             _plain_step(plain, plain_opt, batch)
         seqlab_time = plain_time = 0.0
         for _ in range(rounds):
             start = time.perf_counter()
             for batch in batches[2:]:
-                trainer._train_step(batch)
+                trainer._train_step([batch])
             seqlab_time += time.perf_counter() - start
             start = time.perf_counter()
             for batch in batches[2:]:

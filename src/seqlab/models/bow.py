@@ -32,6 +32,10 @@ class BowBatch(NamedTuple):
     labels: torch.Tensor
     """(B,) class index."""
 
+    def to(self, device: torch.device | str) -> BowBatch:
+        """The same batch on ``device``."""
+        return BowBatch(*(tensor.to(device) for tensor in self))
+
 
 @dataclass(frozen=True)
 class PerceptronConfig:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.contract import LossOutput
+from seqlab.decode import draw
 from seqlab.errors import ConfigError
 
 
@@ -28,6 +29,10 @@ class WindowBatch(NamedTuple):
     """(B, n) ids of the previous n symbols."""
     target: torch.Tensor
     """(B,) id of the next symbol."""
+
+    def to(self, device: torch.device | str) -> WindowBatch:
+        """The same batch on ``device``."""
+        return WindowBatch(self.context.to(device), self.target.to(device))
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class CharMLPLM(nn.Module):
                 next_id = int(logits.argmax())
             else:
                 probs = torch.softmax(logits / temperature, dim=-1)
-                next_id = int(torch.multinomial(probs, 1, generator=generator))
+                next_id = int(draw(probs, generator))
             ids.append(next_id)
             out.append(next_id)
         return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -36,6 +37,10 @@ class LMBatch(NamedTuple):
     """(B, T) the next token of each input."""
     reset: bool
     """True for the first window of a stream: start from a zero state."""
+
+    def to(self, device: torch.device | str) -> LMBatch:
+        """The same batch on ``device``."""
+        return LMBatch(self.inputs.to(device), self.targets.to(device), self.reset)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ class RNNLM(nn.Module):
     def forward(self, inputs: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """(B, T) ids -> logits (B, T, V) and the final state."""
         emb = self.dropout(self.embedding(inputs))  # (B, T, E)
+        if state is not None:  # carried from a window run under autocast: bf16/fp16
+            state = cast_state(state, emb.dtype)
         output, state = self.rnn(emb, state)  # (B, T, H)
         return self.decoder(self.dropout(output)), state
 
@@ -134,6 +141,12 @@ class RNNLM(nn.Module):
         if isinstance(state, tuple):
             return tuple(s.index_select(1, index) for s in state)
         return state.index_select(1, index)
+
+
+def cast_state(state: State, dtype: torch.dtype) -> State:
+    if isinstance(state, tuple):
+        return tuple(s.to(dtype) for s in state)
+    return state.to(dtype)
 
 
 def detach(state: State) -> State:

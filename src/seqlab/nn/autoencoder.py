@@ -311,6 +311,10 @@ class LabelledBatch(NamedTuple):
     labels: Tensor
     """(B,) class index."""
 
+    def to(self, device: torch.device | str) -> LabelledBatch:
+        """The same batch on ``device``."""
+        return LabelledBatch(self.inputs.to(device), self.labels.to(device))
+
 
 @dataclass(frozen=True)
 class LayerReport:

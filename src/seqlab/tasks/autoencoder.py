@@ -35,7 +35,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec, contract
+from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.tokenize import build_tokenizer
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, RunDirError
@@ -56,6 +56,7 @@ from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.bow_classify import BowDataConfig, load_examples, split_indices
 from seqlab.train.checkpoint import load_weights
+from seqlab.train.device import module_device
 from seqlab.train.trainer import Trainer, seed_everything
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -280,13 +281,17 @@ def load_data(
 
 
 def encode_all(model: nn.Module, inputs: Tensor) -> Tensor:
-    """(N, D) bool -> (N, K) codes of ``model.encode`` in evaluation mode."""
+    """(N, D) bool -> (N, K) codes of ``model.encode`` in evaluation mode, on the CPU."""
     was_training = model.training
     model.eval()
     encoder = cast(Encoder, model)
+    device = module_device(model)
     with torch.no_grad():
         codes = torch.cat(
-            [encoder.encode(inputs[s : s + CHUNK].float()) for s in range(0, len(inputs), CHUNK)]
+            [
+                encoder.encode(move_to(inputs[s : s + CHUNK].float(), device)).cpu()
+                for s in range(0, len(inputs), CHUNK)
+            ]
         )
     model.train(was_training)
     return codes
@@ -457,9 +462,10 @@ class AutoencoderTask(TrainedTask[AEData]):
     def objective(self, model: nn.Module, inputs: Tensor, split: str) -> dict[str, float]:
         """``{split}_loss``: the model's training objective, mean per example."""
         total = 0.0
+        device = module_device(model)
         with torch.no_grad():
             for s in range(0, len(inputs), CHUNK):
-                out = contract(model).loss(inputs[s : s + CHUNK].float())
+                out = contract(model).loss(move_to(inputs[s : s + CHUNK].float(), device))
                 total += float(out.loss) * out.n
         return {f"{split}_loss": total / len(inputs)}
 
@@ -468,9 +474,11 @@ class AutoencoderTask(TrainedTask[AEData]):
     ) -> dict[str, float]:
         """``{split}_loss`` (cross-entropy) and ``{split}_acc`` of the stacked classifier."""
         loss, correct = 0.0, 0
+        device = module_device(model)
         with torch.no_grad():
             for s in range(0, len(inputs), CHUNK):
                 batch = LabelledBatch(inputs[s : s + CHUNK].float(), targets[s : s + CHUNK])
+                batch = move_to(batch, device)
                 out = contract(model).loss(batch)
                 loss += float(out.loss) * out.n
                 correct += int((contract(model).predict(batch) == batch.labels).sum())
@@ -485,9 +493,9 @@ class AutoencoderTask(TrainedTask[AEData]):
     def evaluate(
         self, cfg: ExperimentConfig, model: nn.Module, data: AEData, split: str
     ) -> dict[str, float]:
-        return self.final_metrics(model, data, [split])
+        return self.split_metrics(model, data, [split])
 
-    def final_metrics(self, model: nn.Module, data: AEData, splits: list[str]) -> dict[str, float]:
+    def split_metrics(self, model: nn.Module, data: AEData, splits: list[str]) -> dict[str, float]:
         model.eval()
         metrics: dict[str, float] = {"labelled": float(len(data.labelled))}
         for split in splits:
@@ -506,7 +514,7 @@ class AutoencoderTask(TrainedTask[AEData]):
         """Greedy layer-wise pretraining on every training sentence (labels unused)."""
         mcfg: StackedConfig = cfg.model
         reports = model.pretrain_layerwise(
-            data.inputs["train"].float(),
+            move_to(data.inputs["train"].float(), module_device(model)),
             mcfg.pretrain_epochs,
             batch_size=cfg.trainer.batch_size,
             lr=mcfg.pretrain_lr,
@@ -537,7 +545,14 @@ class AutoencoderTask(TrainedTask[AEData]):
                 return self.heldout(m, data)
             return self.objective(m, data.inputs["val"], "val")
 
-        trainer = Trainer(model, cfg, run_dir, evaluate=evaluate, console=console)
+        trainer = Trainer(
+            model,
+            cfg,
+            run_dir,
+            evaluate=evaluate,
+            console=console,
+            final_metrics=lambda m: self.final_metrics(cfg, m, data, "val"),
+        )
         trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
         load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
@@ -564,7 +579,7 @@ class AutoencoderTask(TrainedTask[AEData]):
             metrics |= self.pretrain(cfg, model, data)
         steps = self.train_model(cfg, model, data, run_dir, resume=resume, console=console)
         return (
-            {"steps": float(steps)} | metrics | self.final_metrics(model, data, self.splits(data))
+            {"steps": float(steps)} | metrics | self.split_metrics(model, data, self.splits(data))
         )
 
     def splits(self, data: AEData) -> list[str]:

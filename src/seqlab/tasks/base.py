@@ -98,6 +98,14 @@ class Task(ABC, Generic[DataT]):
     ) -> dict[str, float]:
         """Metrics on ``split`` with keys prefixed by it (``val_loss``, ``test_acc``)."""
 
+    def final_metrics(
+        self, cfg: ExperimentConfig, model: Any, data: DataT, split: str
+    ) -> dict[str, float]:
+        """Expensive metrics on ``split`` (BLEU, per-task tables), keys prefixed by it:
+        computed at the last evaluation of training, every ``eval.final_every``-th, and
+        for the final metrics of the best weights. None by default."""
+        return {}
+
     def write_report(self, cfg: ExperimentConfig, model: Any, data: DataT, split: str) -> None:
         """Write what inspection needs of ``split`` (e.g. a tagger's confusion counts) into
         the run dir: after the final evaluation and by ``seqlab eval``, never during
@@ -150,6 +158,7 @@ class TrainedTask(Task[DataT]):
             run_dir,
             evaluate=lambda m: self.evaluate(cfg, m, data, "val"),
             console=console,
+            final_metrics=lambda m: self.final_metrics(cfg, m, data, "val"),
         )
         trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
         load_weights(RunDir(run_dir).best_weights, model)
@@ -157,6 +166,7 @@ class TrainedTask(Task[DataT]):
         metrics: dict[str, float] = {"steps": float(trainer.state.step)}
         for split in self.splits(data):
             metrics.update(self.evaluate(cfg, model, data, split))
+            metrics.update(self.final_metrics(cfg, model, data, split))
             self.write_report(cfg, model, data, split)
         return metrics
 

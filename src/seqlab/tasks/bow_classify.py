@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec, contract
+from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.readers import read_labelled_lines, read_polarity
 from seqlab.data.sources import resolve
 from seqlab.data.tokenize import build_tokenizer
@@ -42,6 +42,7 @@ from seqlab.models.bow import (
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
+from seqlab.train.device import module_device
 
 
 @dataclass(frozen=True)
@@ -208,11 +209,13 @@ class BowClassifyTask(TrainedTask[BowData]):
         was_training = model.training
         model.eval()
         correct, loss_sum = 0, 0.0
+        device = module_device(model)
         with torch.no_grad():
             for start in range(0, len(seqs), 1000):
                 batch = make_batch(
                     seqs[start : start + 1000], labels[start : start + 1000], data.features
                 )
+                batch = move_to(batch, device)
                 out = contract(model).loss(batch)
                 loss_sum += float(out.loss) * out.n
                 correct += int((contract(model).predict(batch) == batch.labels).sum())
@@ -227,7 +230,7 @@ class BowClassifyTask(TrainedTask[BowData]):
         for line in lines:
             text = line.rstrip("\n")
             ids = data.vocab.encode(tokenizer.encode(text.lower() if dcfg.lowercase else text))
-            batch = make_batch([ids], [0], data.features)
+            batch = move_to(make_batch([ids], [0], data.features), module_device(model))
             with torch.no_grad():
                 probs = F.softmax(cast(Any, model).logits(batch), dim=-1)[0]
             label = int(probs.argmax())

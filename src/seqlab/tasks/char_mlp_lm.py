@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec
+from seqlab.contract import ModelSpec, move_to
 from seqlab.data.readers import read_text
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
@@ -28,6 +28,7 @@ from seqlab.models.char_mlp_lm import CharMLPConfig, CharMLPLM, WindowBatch
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
+from seqlab.train.device import module_device
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,10 @@ class CharMLPLMTask(TrainedTask[CharLMData]):
         total, count = 0.0, 0
         was_training = model.training
         model.eval()
+        device = module_device(model)
         with torch.no_grad():
             for start in range(0, len(windows), 8192):
-                chunk = windows[start : start + 8192]
+                chunk = move_to(windows[start : start + 8192], device)
                 logits = model(chunk[:, :-1])
                 total += float(F.cross_entropy(logits, chunk[:, -1], reduction="sum"))
                 count += len(chunk)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec
+from seqlab.contract import ModelSpec, move_to
 from seqlab.data.batching import BPTTStream
 from seqlab.data.catalogue import DATASETS
 from seqlab.data.readers import read_lines, read_text
@@ -37,6 +37,7 @@ from seqlab.models.rnn_lm import RNNLM, LMBatch, RNNLMConfig, detach
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
+from seqlab.train.device import module_device
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,8 @@ class RNNLMTask(TrainedTask[LMData]):
             seed=cfg.trainer.seed,
         )
         stream.set_epoch(epoch)
-        device = cfg.trainer.device
         for index, (inputs, targets) in enumerate(stream):
-            yield LMBatch(inputs.to(device), targets.to(device), reset=index == 0)
+            yield LMBatch(inputs, targets, reset=index == 0)
 
     def evaluate(
         self, cfg: ExperimentConfig, model: nn.Module, data: LMData, split: str
@@ -192,17 +192,15 @@ class RNNLMTask(TrainedTask[LMData]):
         stream = BPTTStream(ids, batch_size, min(dcfg.bptt, ids.numel() // batch_size - 1))
         was_training = model.training
         model.eval()
+        device = module_device(model)
         total, count, state = 0.0, 0, None
         with torch.no_grad():
             for inputs, targets in stream:
-                logits, state = model(inputs.to(cfg.trainer.device), state)
+                inputs, targets = move_to((inputs, targets), device)
+                logits, state = model(inputs, state)
                 state = detach(state)
                 total += float(
-                    F.cross_entropy(
-                        logits.flatten(0, 1),
-                        targets.to(cfg.trainer.device).flatten(),
-                        reduction="sum",
-                    )
+                    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
                 )
                 count += targets.numel()
         model.train(was_training)
@@ -233,9 +231,8 @@ class RNNLMTask(TrainedTask[LMData]):
             raise ConfigError("lm_rnn runs hold an RNNLM")
         if beam > 0:
             eos = None if data.level == "char" else data.vocab.stoi[EOS]
-            best = beam_search(
-                model, prompt_ids(data, prompt), max_tokens, beam_size=beam, eos=eos
-            )[0]
+            ids = move_to(prompt_ids(data, prompt), module_device(model))
+            best = beam_search(model, ids, max_tokens, beam_size=beam, eos=eos)[0]
             yield prompt
             yield from (_token_text(data, i) for i in best.tokens)
             return
@@ -279,7 +276,7 @@ def generate_stream(
     yield prompt
     for i in sample(
         model,
-        prompt_ids(data, prompt),
+        move_to(prompt_ids(data, prompt), module_device(model)),
         max_tokens,
         temperature=temperature,
         top_k=top_k,

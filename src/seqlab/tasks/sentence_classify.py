@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec, contract
+from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
@@ -45,6 +45,7 @@ from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.bow_classify import split_indices
+from seqlab.train.device import module_device
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
 BINARY_LABELS = ["negative", "positive"]
@@ -266,7 +267,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             batch = self.make_batch(
                 cfg, data, [tokens[i] for i in chosen], [labels[i] for i in chosen]
             )
-            yield batch.to(cfg.trainer.device)
+            yield batch
 
     def evaluate(
         self, cfg: ExperimentConfig, model: nn.Module, data: ClassifyData, split: str
@@ -276,11 +277,12 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         was_training = model.training
         model.eval()
         correct, loss_sum = 0, 0.0
+        device = module_device(model)
         with torch.no_grad():
             for start in range(0, len(tokens), dcfg.eval_batch_size):
                 end = start + dcfg.eval_batch_size
                 batch = self.make_batch(cfg, data, tokens[start:end], labels[start:end])
-                batch = batch.to(cfg.trainer.device)
+                batch = move_to(batch, device)
                 out = contract(model).loss(batch)
                 loss_sum += float(out.loss) * out.n
                 correct += int((contract(model).predict(batch) == batch.labels).sum())
@@ -298,7 +300,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         for line in lines:
             text = line.rstrip("\n")
             tokens = (text.lower() if dcfg.lowercase else text).split()
-            batch = self.make_batch(cfg, data, [tokens], [0]).to(cfg.trainer.device)
+            batch = move_to(self.make_batch(cfg, data, [tokens], [0]), module_device(model))
             with torch.no_grad():
                 probs = F.softmax(model.logits(batch), dim=-1)[0]  # type: ignore[operator]
             label = int(probs.argmax())

@@ -40,7 +40,7 @@ from conllu.models import Token, TokenList
 from torch import nn
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec
+from seqlab.contract import ModelSpec, move_to
 from seqlab.data.batching import bucket_batches, pad_batch
 from seqlab.data.readers import Sentence, parse_conllu_lines, read_conllu
 from seqlab.data.sources import resolve
@@ -51,6 +51,7 @@ from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
+from seqlab.train.device import module_device
 
 SPLIT_ROLES = {"train": "train", "val": "dev", "test": "test"}
 
@@ -300,9 +301,8 @@ class TaggingTask(TrainedTask[TaggingData]):
             shuffle=True,
             seed=cfg.trainer.seed * 100_003 + epoch,
         )
-        device = cfg.trainer.device
         for chosen in order:
-            yield self.make_batch(cfg, data, [pieces[i] for i in chosen]).to(device)
+            yield self.make_batch(cfg, data, [pieces[i] for i in chosen])
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -340,7 +340,7 @@ class TaggingTask(TrainedTask[TaggingData]):
                 if not chosen:
                     continue
                 batch = self.make_batch(cfg, data, [pieces[i] for i in chosen])
-                out, aux = tagger.predict_both(batch.to(cfg.trainer.device))
+                out, aux = tagger.predict_both(move_to(batch, module_device(model)))
                 for row, i in enumerate(chosen):
                     n = len(pieces[i].words)
                     predicted[i] = [data.tags[k] for k in out[row, :n].tolist()]

@@ -1,10 +1,12 @@
-"""Check that the device a run names is present, before any data is read."""
+"""Devices: check that the device a run names is present, before any data is read; the
+device a model is on (batches move there with :func:`seqlab.contract.move_to`)."""
 
 from __future__ import annotations
 
 import os
 
 import torch
+from torch import nn
 
 from seqlab.errors import ConfigError
 
@@ -41,3 +43,12 @@ def check_device(device: str) -> None:
             f"trainer.device is {device!r} but only {count} CUDA GPU(s) are visible "
             f"(cuda:0 to cuda:{count - 1}); use one of those"
         )
+
+
+def module_device(module: nn.Module, default: torch.device | str = "cpu") -> torch.device:
+    """The device of the module's first parameter or buffer (``default`` without any)."""
+    for param in module.parameters():
+        return param.device
+    for buffer in module.buffers():
+        return buffer.device
+    return torch.device(default)

@@ -1,4 +1,4 @@
-"""Optimizers, learning-rate schedules and L1/L2 penalties, built from ``OptimConfig``."""
+"""Optimizers and L1/L2 penalties, built from ``OptimConfig`` (schedules: ``schedules.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim import lr_scheduler
 
 from seqlab.config import OptimConfig
 
@@ -52,50 +51,3 @@ def penalty(model: nn.Module, cfg: OptimConfig) -> torch.Tensor | None:
         term = cfg.l1 * param.abs().sum() + 0.5 * l2 * param.pow(2).sum()
         total = term if total is None else total + term
     return total
-
-
-class Schedule:
-    """Learning-rate schedule with hooks the trainer calls at each step, epoch and eval."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> None:
-        self.cfg = cfg
-        self.scheduler: Any = None
-        if cfg.schedule == "step":
-            self.scheduler = lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
-        elif cfg.schedule == "epoch_decay":
-            start, gamma = cfg.decay_start, cfg.gamma
-            self.scheduler = lr_scheduler.LambdaLR(
-                optimizer, lambda k: gamma ** max(0, k + 1 - start)
-            )
-        elif cfg.schedule == "plateau":
-            self.scheduler = lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="min", factor=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr
-            )
-        elif cfg.schedule == "warmup":
-            warm = max(1, cfg.warmup_steps)
-            self.scheduler = lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / warm))
-        self.optimizer = optimizer
-
-    def on_step(self) -> None:
-        if self.cfg.schedule == "warmup":
-            self.scheduler.step()
-
-    def on_epoch_end(self) -> None:
-        if self.cfg.schedule in ("step", "epoch_decay"):
-            self.scheduler.step()
-
-    def on_eval(self, loss_like: float) -> None:
-        """``loss_like``: the selection metric oriented so that lower is better."""
-        if self.cfg.schedule == "plateau":
-            self.scheduler.step(loss_like)
-
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.scheduler is None else dict(self.scheduler.state_dict())
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.scheduler is not None and state:
-            self.scheduler.load_state_dict(state)

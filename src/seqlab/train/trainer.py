@@ -1,18 +1,22 @@
 """The one training loop, for every model that follows the model contract.
 
 A model provides ``loss(batch) -> LossOutput``; the task provides batches for each epoch
-(deterministic given the seed and the epoch, so a resumed run sees the same batches) and
-an ``evaluate(model) -> {"val_loss": ..., ...}`` function. The trainer never branches on
-the model type.
+(deterministic given the seed and the epoch, so a resumed run sees the same batches), an
+``evaluate(model) -> {"val_loss": ..., ...}`` function and optionally ``final_metrics``
+(expensive metrics for the last evaluation and every ``eval.final_every``-th). The
+trainer never branches on the model type; it owns what every model needs: moving
+batches to the model's device, mixed precision (``trainer.precision``), gradient
+accumulation (``trainer.accumulate``), the lr schedule, clipping and the weight average.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -26,7 +30,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import LossOutput, contract
+from seqlab.contract import LossOutput, contract, move_to
 from seqlab.errors import ConfigError, TrainingError
 from seqlab.rundir import RunDir
 from seqlab.train.checkpoint import (
@@ -36,7 +40,11 @@ from seqlab.train.checkpoint import (
     save_weights,
     set_rng_state,
 )
-from seqlab.train.optim import Schedule, build_optimizer, penalty
+from seqlab.train.device import module_device
+from seqlab.train.optim import build_optimizer, penalty
+from seqlab.train.schedules import Schedule
+
+Metrics = Callable[[nn.Module], dict[str, float]]
 
 
 class Interrupted(Exception):
@@ -84,6 +92,9 @@ class Trainer:
     line per evaluation to ``run_dir/metrics.jsonl``. With ``trainer.ema_decay > 0`` the
     trainer also keeps ``average``, an exponential moving average of the parameters
     (buffers are copied as they are), and evaluates and saves that instead of ``model``.
+
+    ``final_metrics(model)``, when given, is merged into the record of the last
+    evaluation of training and of every ``eval.final_every``-th evaluation.
     """
 
     def __init__(
@@ -91,22 +102,34 @@ class Trainer:
         model: nn.Module,
         cfg: ExperimentConfig,
         run_dir: Path,
-        evaluate: Callable[[nn.Module], dict[str, float]],
+        evaluate: Metrics,
         console: Console | None = None,
+        final_metrics: Metrics | None = None,
     ) -> None:
+        cfg.optim.validate()  # configs built in Python skip the loader's checks
+        cfg.trainer.validate()
+        cfg.eval.validate()
         self.model = model
         self.cfg = cfg
         self.run_dir = run_dir
         self.files = RunDir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
+        self.final_metrics = final_metrics
         self.console = console or Console(stderr=True)
-        cfg.optim.validate()  # configs built in Python skip the loader's checks
-        cfg.trainer.validate()
-        self.device = torch.device(cfg.trainer.device)
+        self.device = module_device(model, cfg.trainer.device)
         self.optimizer = build_optimizer(model.parameters(), cfg.optim)
-        self.schedule = Schedule(self.optimizer, cfg.optim)
+        self.schedule = Schedule(self.optimizer, cfg.optim, cfg.trainer.max_steps)
         self.state = TrainState()
+        precision = cfg.trainer.precision
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
+        # the training loss of the current window, summed on the device (loss * n) so the
+        # host reads it back only to log or evaluate; and the first step (1-based) whose
+        # loss was not finite (0: none) with that loss
+        self._window_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        self._bad_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         decay = cfg.trainer.ema_decay
         self.average: AveragedModel | None = None
         if decay > 0:
@@ -127,6 +150,9 @@ class Trainer:
         }
         if self.average is not None:
             payload["average"] = self.average.state_dict()
+        if self.scaler is not None:
+            payload["scaler"] = self.scaler.state_dict()
+        self._check_finite()  # never overwrite the last good checkpoint with a diverged one
         save_checkpoint(self.files.checkpoint, payload)
 
     def load(self) -> None:
@@ -143,13 +169,16 @@ class Trainer:
                     "trainer.ema_decay=0"
                 )
             self.average.load_state_dict(payload["average"])
+        if self.scaler is not None and "scaler" in payload:
+            self.scaler.load_state_dict(payload["scaler"])
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self, batches: Callable[[int], Iterable[Any]], resume: bool = False) -> TrainState:
         """Train until ``trainer.epochs`` / ``max_steps`` / early stopping.
 
-        ``batches(epoch)`` must give the same batches for the same epoch every time.
+        ``batches(epoch)`` must give the same batches for the same epoch every time (and
+        draw from no global RNG: the trainer reads one batch ahead, to know the last one).
         """
         if resume:
             self.load()
@@ -185,38 +214,41 @@ class Trainer:
             task_id = progress.add_task("train", total=None, loss=float("nan"), rate=0.0)
             while st.epoch < tcfg.epochs and not st.done:
                 self.model.train()
-                window_loss, window_n, start = 0.0, 0, time.perf_counter()
+                self._window_sum.zero_()
+                window_n, start = 0, time.perf_counter()
                 evaluated_at = -1
                 progress.update(task_id, description=f"epoch {st.epoch + 1}/{tcfg.epochs}")
-                for index, batch in enumerate(batches(st.epoch)):
-                    if index < st.batch_in_epoch:
-                        continue  # resumed mid-epoch: these batches were already trained on
-                    out = self._train_step(batch)
-                    st.batch_in_epoch = index + 1
-                    window_loss += float(out.loss.detach()) * out.n
-                    window_n += out.n
+                groups = _groups(batches(st.epoch), st.batch_in_epoch, tcfg.accumulate)
+                for end, group, last_in_epoch in groups:
+                    window_n += self._train_step(group)
+                    st.batch_in_epoch = end
                     rate = window_n / _elapsed(start)
-                    loss = window_loss / max(window_n, 1)
-                    progress.update(task_id, advance=1, loss=loss, rate=rate)
-                    if not tcfg.progress and tcfg.log_every and st.step % tcfg.log_every == 0:
-                        self.console.print(  # plain lines for logs when the bar is off
-                            f"epoch {st.epoch + 1} step {st.step} loss {loss:.4f} "
-                            f"{rate:.0f} items/s lr {self.schedule.lr:.4g}",
-                            highlight=False,
-                            soft_wrap=True,
-                        )
+                    progress.update(task_id, advance=1, rate=rate)
+                    if tcfg.log_every and st.step % tcfg.log_every == 0:
+                        loss = self._window_loss(window_n)  # reads the loss back: a sync
+                        progress.update(task_id, loss=loss)
+                        if not tcfg.progress:  # plain lines for logs when the bar is off
+                            self.console.print(
+                                f"epoch {st.epoch + 1} step {st.step} loss {loss:.4f} "
+                                f"{rate:.0f} items/s lr {self.schedule.lr:.4g}",
+                                highlight=False,
+                                soft_wrap=True,
+                            )
                     if self._stop_requested:
                         self.save()
                         raise Interrupted(
                             f"interrupted at step {st.step}; the state is saved in "
                             f"{self.run_dir}; continue with --resume"
                         )
+                    # decided before evaluating, so that the last evaluation knows it is last
+                    out_of_budget = self._out_of_budget()
+                    last = out_of_budget or (last_in_epoch and st.epoch + 1 >= tcfg.epochs)
                     if tcfg.eval_every and st.step % tcfg.eval_every == 0:
-                        self._evaluate(loss, rate)
+                        self._evaluate(self._window_loss(window_n), rate, last=last)
                         evaluated_at = st.step
                     elif tcfg.checkpoint_every and st.step % tcfg.checkpoint_every == 0:
                         self.save()
-                    if st.done or self._out_of_budget():
+                    if st.done or out_of_budget:
                         st.done = True
                         break
                 else:
@@ -225,11 +257,25 @@ class Trainer:
                     self.schedule.on_epoch_end()
                     if st.epoch >= tcfg.epochs:
                         st.done = True
-                loss = window_loss / max(window_n, 1)
                 if evaluated_at != st.step and (not tcfg.eval_every or st.done):
-                    self._evaluate(loss, window_n / _elapsed(start))
+                    rate = window_n / _elapsed(start)
+                    self._evaluate(self._window_loss(window_n), rate, last=st.done)
             st.done = True
             self.save()
+
+    def _window_loss(self, window_n: int) -> float:
+        """The mean training loss of this epoch so far (reads it back from the device)."""
+        self._check_finite()
+        return float(self._window_sum) / max(window_n, 1)
+
+    def _check_finite(self) -> None:
+        bad_step = int(self._bad_step)
+        if bad_step:
+            raise TrainingError(
+                f"loss became {float(self._bad_loss)} at step {bad_step}; the last good "
+                f"checkpoint is kept in "
+                f"{self.files.checkpoint}; try a lower optim.lr or trainer.clip_norm"
+            )
 
     def _out_of_budget(self) -> bool:
         tcfg = self.cfg.trainer
@@ -238,31 +284,66 @@ class Trainer:
         minutes = (time.perf_counter() - self._started) / 60
         return tcfg.max_minutes is not None and minutes >= tcfg.max_minutes
 
-    def _train_step(self, batch: Any) -> LossOutput:
+    def _train_step(self, batches: list[Any]) -> int:
+        """One optimizer step on ``batches`` (``trainer.accumulate`` of them, or the rest of
+        the epoch), as on their union; returns the number of items it was over.
+
+        Each model's loss is a mean over its n items, so the accumulated gradient is
+        ``sum_i n_i * grad(loss_i) / sum_i n_i``, the gradient of the mean over the union;
+        the weight penalty is added once. The weights are taken relative to the first
+        batch's n (so that an fp16 backward sees numbers of the usual size). One batch is
+        the plain step, unscaled.
+        """
         tcfg = self.cfg.trainer
-        out: LossOutput = contract(self.model).loss(batch)
-        loss = out.loss
-        extra = penalty(self.model, self.cfg.optim)
-        if extra is not None:
-            loss = loss + extra
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"loss became {float(loss.detach())} at step {self.state.step + 1} (epoch "
-                f"{self.state.epoch + 1}); the last good checkpoint is kept in "
-                f"{self.files.checkpoint}; try a lower optim.lr or trainer.clip_norm"
-            )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        accumulating = len(batches) > 1
+        total, unit = 0, 1
+        for index, batch in enumerate(batches):
+            with self._autocast():
+                out: LossOutput = contract(self.model).loss(move_to(batch, self.device))
+            if index == 0:
+                unit = max(out.n, 1)
+            total += out.n
+            loss = out.loss * (out.n / unit) if accumulating else out.loss
+            if index == len(batches) - 1:
+                extra = penalty(self.model, self.cfg.optim)
+                if extra is not None:
+                    loss = loss + (extra * (total / unit) if accumulating else extra)
+            self._watch(loss)
+            self._window_sum += out.loss.detach().double() * out.n
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clipping sees the true gradients
+        if accumulating:
+            for param in self.model.parameters():
+                if param.grad is not None:
+                    param.grad.div_(max(total, 1) / unit)
         if tcfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), tcfg.clip_value)
         if tcfg.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.clip_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)  # skipped when a gradient overflowed
+            self.scaler.update()
         if self.average is not None:
             self.average.update_parameters(self.model)
         self.schedule.on_step()
         self.state.step += 1
-        return out
+        return total
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _watch(self, loss: torch.Tensor) -> None:
+        """Remember the first step whose loss is not finite, on the device (no sync);
+        :meth:`_check_finite` raises at the next read-back."""
+        first = ~torch.isfinite(loss.detach()) & (self._bad_step == 0)
+        self._bad_step = torch.where(first, self.state.step + 1, self._bad_step)
+        self._bad_loss = torch.where(first, loss.detach().double(), self._bad_loss)
 
     def _evaluated(self) -> nn.Module:
         """The weights that are evaluated and saved: the average when there is one."""
@@ -272,13 +353,14 @@ class Trainer:
             mine.copy_(theirs)
         return self.average.module
 
-    def _evaluate(self, train_loss: float, rate: float) -> None:
+    def _evaluate(self, train_loss: float, rate: float, last: bool = False) -> None:
+        """Evaluate, select the best weights, log the record and checkpoint; ``last``: the
+        last evaluation of training, which gets ``final_metrics`` too."""
         st = self.state
         model = self._evaluated()
         model.eval()
         with torch.no_grad():
             metrics = self.evaluate(model)
-        self.model.train()
         ecfg = self.cfg.eval
         record: dict[str, Any] = {
             "step": st.step,
@@ -303,6 +385,12 @@ class Trainer:
             if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
                 st.done = True
                 record["early_stopped"] = True
+        number = len(st.history) + 1  # this evaluation's, counted over resumes
+        periodic = ecfg.final_every > 0 and number % ecfg.final_every == 0
+        if self.final_metrics is not None and (last or st.done or periodic):
+            with torch.no_grad():
+                record.update(self.final_metrics(model))
+        self.model.train()
         st.history.append(record)
         with open(self.files.metrics_log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -339,6 +427,23 @@ class Trainer:
             self.console.print("tensorboard is not installed; logging to metrics.jsonl only")
             return
         self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+
+def _groups(batches: Iterable[Any], skip: int, size: int) -> Iterator[tuple[int, list[Any], bool]]:
+    """Consecutive groups of ``size`` batches after the first ``skip`` (the rest of the
+    epoch makes the last group), as ``(batches consumed, group, last in the epoch)``."""
+    group: list[Any] = []
+    end = 0
+    for index, batch in enumerate(batches):
+        if index < skip:
+            continue  # resumed mid-epoch: these batches were already trained on
+        if len(group) == size:
+            yield end, group, False
+            group = []
+        group.append(batch)
+        end = index + 1
+    if group:
+        yield end, group, True
 
 
 def _elapsed(start: float) -> float:
