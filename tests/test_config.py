@@ -15,7 +15,8 @@ from seqlab.config import (
 )
 from seqlab.errors import ConfigError
 from seqlab.loader import from_dict, load_config
-from seqlab.train.optim import Schedule, build_optimizer
+from seqlab.train.optim import build_optimizer
+from seqlab.train.schedules import Schedule
 
 RAW = {
     "task": "bow_classify",
