@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import signal
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -124,12 +125,10 @@ class Trainer:
         precision = cfg.trainer.precision
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
-        # the training loss of the current window, summed on the device (loss * n) so the
-        # host reads it back only to log or evaluate; and the first step (1-based) whose
-        # loss was not finite (0: none) with that loss
-        self._window_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
-        self._bad_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        # the losses of the steps not yet read back to the host, kept on the device (a read
+        # is a sync on a GPU): read to log, evaluate, checkpoint and at each epoch's end
+        self._pending: list[_Pending] = []
+        self._window_loss = 0.0  # sum of loss * n over this epoch's read-back steps
         decay = cfg.trainer.ema_decay
         self.average: AveragedModel | None = None
         if decay > 0:
@@ -152,7 +151,7 @@ class Trainer:
             payload["average"] = self.average.state_dict()
         if self.scaler is not None:
             payload["scaler"] = self.scaler.state_dict()
-        self._check_finite()  # never overwrite the last good checkpoint with a diverged one
+        self._read_back()  # never overwrite the last good checkpoint with a diverged one
         save_checkpoint(self.files.checkpoint, payload)
 
     def load(self) -> None:
@@ -214,7 +213,8 @@ class Trainer:
             task_id = progress.add_task("train", total=None, loss=float("nan"), rate=0.0)
             while st.epoch < tcfg.epochs and not st.done:
                 self.model.train()
-                self._window_sum.zero_()
+                self._read_back()  # the last epoch's unread steps (a non-finite loss raises)
+                self._window_loss = 0.0
                 window_n, start = 0, time.perf_counter()
                 evaluated_at = -1
                 progress.update(task_id, description=f"epoch {st.epoch + 1}/{tcfg.epochs}")
@@ -225,7 +225,7 @@ class Trainer:
                     rate = window_n / _elapsed(start)
                     progress.update(task_id, advance=1, rate=rate)
                     if tcfg.log_every and st.step % tcfg.log_every == 0:
-                        loss = self._window_loss(window_n)  # reads the loss back: a sync
+                        loss = self._mean_loss(window_n)  # reads the losses back: a sync
                         progress.update(task_id, loss=loss)
                         if not tcfg.progress:  # plain lines for logs when the bar is off
                             self.console.print(
@@ -244,7 +244,7 @@ class Trainer:
                     out_of_budget = self._out_of_budget()
                     last = out_of_budget or (last_in_epoch and st.epoch + 1 >= tcfg.epochs)
                     if tcfg.eval_every and st.step % tcfg.eval_every == 0:
-                        self._evaluate(self._window_loss(window_n), rate, last=last)
+                        self._evaluate(self._mean_loss(window_n), rate, last=last)
                         evaluated_at = st.step
                     elif tcfg.checkpoint_every and st.step % tcfg.checkpoint_every == 0:
                         self.save()
@@ -259,23 +259,33 @@ class Trainer:
                         st.done = True
                 if evaluated_at != st.step and (not tcfg.eval_every or st.done):
                     rate = window_n / _elapsed(start)
-                    self._evaluate(self._window_loss(window_n), rate, last=st.done)
+                    self._evaluate(self._mean_loss(window_n), rate, last=st.done)
             st.done = True
             self.save()
 
-    def _window_loss(self, window_n: int) -> float:
-        """The mean training loss of this epoch so far (reads it back from the device)."""
-        self._check_finite()
-        return float(self._window_sum) / max(window_n, 1)
+    def _mean_loss(self, window_n: int) -> float:
+        """The mean training loss of this epoch so far (read back from the device)."""
+        self._read_back()
+        return self._window_loss / max(window_n, 1)
 
-    def _check_finite(self) -> None:
-        bad_step = int(self._bad_step)
-        if bad_step:
-            raise TrainingError(
-                f"loss became {float(self._bad_loss)} at step {bad_step}; the last good "
-                f"checkpoint is kept in "
-                f"{self.files.checkpoint}; try a lower optim.lr or trainer.clip_norm"
-            )
+    def _read_back(self) -> None:
+        """Bring the pending losses to the host in one transfer; add them to the window in
+        step order, or raise at the first step whose loss (with the penalty) was not
+        finite."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        values = torch.stack([p.loss for p in pending] + [p.total for p in pending])
+        numbers = values.double().tolist()
+        losses, totals = numbers[: len(pending)], numbers[len(pending) :]
+        for item, loss, total in zip(pending, losses, totals, strict=True):
+            if not math.isfinite(total):
+                raise TrainingError(
+                    f"loss became {total} at step {item.step} (epoch {item.epoch}); the "
+                    f"last good checkpoint is kept in {self.files.checkpoint}; try a lower "
+                    f"optim.lr or trainer.clip_norm"
+                )
+            self._window_loss += loss * item.n
 
     def _out_of_budget(self) -> bool:
         tcfg = self.cfg.trainer
@@ -309,8 +319,15 @@ class Trainer:
                 extra = penalty(self.model, self.cfg.optim)
                 if extra is not None:
                     loss = loss + (extra * (total / unit) if accumulating else extra)
-            self._watch(loss)
-            self._window_sum += out.loss.detach().double() * out.n
+            self._pending.append(
+                _Pending(
+                    self.state.step + 1,
+                    self.state.epoch + 1,
+                    out.n,
+                    out.loss.detach(),
+                    loss.detach(),
+                )
+            )
             (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clipping sees the true gradients
@@ -337,13 +354,6 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-    def _watch(self, loss: torch.Tensor) -> None:
-        """Remember the first step whose loss is not finite, on the device (no sync);
-        :meth:`_check_finite` raises at the next read-back."""
-        first = ~torch.isfinite(loss.detach()) & (self._bad_step == 0)
-        self._bad_step = torch.where(first, self.state.step + 1, self._bad_step)
-        self._bad_loss = torch.where(first, loss.detach().double(), self._bad_loss)
 
     def _evaluated(self) -> nn.Module:
         """The weights that are evaluated and saved: the average when there is one."""
@@ -427,6 +437,18 @@ class Trainer:
             self.console.print("tensorboard is not installed; logging to metrics.jsonl only")
             return
         self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+
+class _Pending(NamedTuple):
+    """A training loss not yet read back to the host."""
+
+    step: int
+    epoch: int
+    n: int
+    loss: torch.Tensor
+    """The model's mean loss over its n items (0-dim, on the device)."""
+    total: torch.Tensor
+    """What backward() got: the loss with the weight penalty."""
 
 
 def _groups(batches: Iterable[Any], skip: int, size: int) -> Iterator[tuple[int, list[Any], bool]]:
