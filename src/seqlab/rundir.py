@@ -106,6 +106,11 @@ class RunDir:
         """The run dir of fold ``index`` of a cross-validated run."""
         return RunDir(self.path / f"fold{index}")
 
+    def pretrain_layer(self, layer: int) -> RunDir:
+        """The run dir of the greedy pretraining of layer ``layer`` (from 1) of a stacked
+        autoencoder, trained before the run's own training."""
+        return RunDir(self.path / "pretrain" / f"layer{layer}")
+
     def plot(self, kind: str, suffix: str = ".png") -> Path:
         """Where ``seqlab plot --kind KIND`` writes by default."""
         return self.path / f"{kind}{suffix}"

@@ -123,14 +123,20 @@ def _train(
             metrics = _cross_validate(cfg, run_dir, resume=resume, console=console)
         else:
             metrics = task.fit(
-                cfg, run_dir, resume=resume and RunDir(run_dir).checkpoint.exists(), console=console
+                cfg, run_dir, resume=resume and _has_checkpoint(run_dir), console=console
             )
     except SeqlabError:
-        if created and not any(run_dir.rglob(RunDir(run_dir).checkpoint.name)):
+        if created and not _has_checkpoint(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was made
         raise
     atomic_write_text(RunDir(run_dir).metrics, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    """Training began in ``run_dir``: it holds a checkpoint, its own or one of a stage
+    trained before its own training (a stacked autoencoder's ``pretrain/layer{l}``)."""
+    return any(run_dir.rglob(RunDir(run_dir).checkpoint.name))
 
 
 def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentConfig:
@@ -170,7 +176,7 @@ def _cross_validate(
         metrics = task.fit(
             cfg,
             fold_dir,
-            resume=resume and RunDir(fold_dir).checkpoint.exists(),
+            resume=resume and _has_checkpoint(fold_dir),
             fold=fold,
             console=console,
         )

@@ -1,5 +1,5 @@
 """Autoencoders: the PCA proof, tied weights, sparsity, corruption, the VAE's KL and
-sampling, greedy layer-wise pretraining, and the shared model battery."""
+sampling, the stack's layer autoencoders, and the shared model battery."""
 
 from __future__ import annotations
 
@@ -258,25 +258,23 @@ def test_vae_sampling_shapes_and_range(hidden_size: int | None) -> None:
 # ----------------------------------------------------------------------------- stacked
 
 
-def test_layerwise_pretraining_reduces_each_layers_reconstruction_error() -> None:
+def test_a_layers_autoencoder_shares_the_stacks_encoder() -> None:
     torch.manual_seed(0)
     stack = StackedAutoencoder(D, [8, 6, 4], num_classes=2, activation="sigmoid", loss="bce")
-    x = binary_inputs(64, seed=2)
-    first = stack.encoders[0].weight.detach().clone()
-    reports = stack.pretrain_layerwise(
-        x, epochs=30, batch_size=16, lr=1e-2, generator=torch.Generator().manual_seed(0)
-    )
-    assert len(reports) == 3
-    for report in reports:
-        assert report.after < 0.9 * report.before, reports
-    assert not torch.equal(first, stack.encoders[0].weight)
-    # The stack keeps each pretrained encoder: layer 2's autoencoder, rebuilt from the
-    # stack, has the reported error on the codes of layer 1.
     ae = stack.layer_autoencoder(1)
-    codes = stack.encode(x, depth=1).detach()
     assert ae.loss_name == "bce"  # sigmoid codes are in (0, 1)
-    assert torch.equal(ae.encoder.weight, stack.encoders[1].weight)
-    assert stack.encode(x).shape == (64, 4) and codes.shape == (64, 8)
+    assert ae.encoder is stack.encoders[1] and ae.decoder is not None
+    assert (ae.encoder.in_features, ae.decoder.out_features) == (8, 8)
+    # One step on the layer's reconstruction of the codes below moves the stack's layer,
+    # and only that layer: the stack keeps what its layer autoencoder learns.
+    before = [p.detach().clone() for p in stack.parameters()]
+    codes = stack.encode(binary_inputs(16, seed=2), depth=1).detach()
+    optimizer = torch.optim.SGD(ae.parameters(), lr=1.0)
+    ae.loss(codes).loss.backward()
+    optimizer.step()
+    changed = [not torch.equal(a, b) for a, b in zip(before, stack.parameters(), strict=True)]
+    assert changed == [False, False, True, True, False, False, False, False]
+    assert stack.encode(binary_inputs()).shape == (10, 4)
 
 
 def test_stack_with_relu_units_reconstructs_its_codes_with_sse_and_can_denoise() -> None:

@@ -3,13 +3,17 @@ the shipped configs through the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from scipy.linalg import subspace_angles
 from typer.testing import CliRunner
 
@@ -20,14 +24,19 @@ from seqlab.experiments import ae_mr
 from seqlab.experiments.ae_mr import PCA
 from seqlab.loader import from_dict, load_config
 from seqlab.runs import train
-from seqlab.tasks import TASKS
+from seqlab.tasks import TASKS, layerwise
 from seqlab.tasks.autoencoder import (
+    AE_MODELS,
+    AESpec,
     AutoencoderTask,
+    StackedConfig,
     finetune_split,
     fit_linear_probe,
     labelled_subset,
     load_data,
 )
+from seqlab.train.checkpoint import load_checkpoint
+from seqlab.train.trainer import Interrupted
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ["ae_dense", "ae_sparse", "ae_denoising", "ae_vae", "ae_stacked"]
@@ -141,6 +150,86 @@ def test_stacked_run_pretrains_each_layer_then_fine_tunes(tmp_path: Path, corpus
     assert metrics["test_acc"] >= 80.0 and "probe_l2" not in metrics
     history = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert "heldout_acc" in json.loads(history[0])
+    for layer in (1, 2):  # one Trainer run per layer, in its own dir
+        pretraining = (
+            tmp_path / "run" / "pretrain" / f"layer{layer}" / "metrics.jsonl"
+        ).read_text()
+        assert len(pretraining.splitlines()) == 20
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Masking noise and dropout draw from the global RNG, so resume must restore it too.
+    model = {"name": "stacked", "hidden_sizes": [16, 8], "pretrain_epochs": 3}
+    raw = config(
+        corpus,
+        model | {"noise_level": 0.2, "dropout": 0.2},
+        trainer={"epochs": 4},
+        eval={"metric": "heldout_acc", "mode": "max"},
+    )
+    full = train(from_dict(raw), tmp_path / "full")
+
+    real = layerwise.shuffled_batches
+
+    def interrupted(
+        codes: torch.Tensor, batch_size: int, seed: int, layer: int, epoch: int
+    ) -> Iterator[torch.Tensor]:
+        """The real batches; Ctrl-C while layer 2 trains on the third batch of epoch 2."""
+        for index, batch in enumerate(real(codes, batch_size, seed, layer, epoch)):
+            if (layer, epoch, index) == (2, 1, 2):
+                signal.raise_signal(signal.SIGINT)
+            yield batch
+
+    monkeypatch.setattr(layerwise, "shuffled_batches", interrupted)
+    part = tmp_path / "part"
+    with pytest.raises(Interrupted, match="layer2"):  # in epoch 2 of layer 2
+        train(from_dict(raw), part)
+    assert not (part / "checkpoint.pt").exists()  # fine-tuning had not begun
+    monkeypatch.setattr(layerwise, "shuffled_batches", real)
+    resumed = train(from_dict(raw), part, resume=True)
+
+    assert resumed == full
+    for layer in (1, 2):  # resumed, not redone: each epoch's evaluation is logged once
+        logs = [
+            [(h["step"], h["val_error"]) for h in map(json.loads, lines)]
+            for lines in (
+                (d / "pretrain" / f"layer{layer}" / "metrics.jsonl").read_text().splitlines()
+                for d in (tmp_path / "full", part)
+            )
+        ]
+        assert logs[0] == logs[1] and [step for step, _ in logs[1]] == [11, 22, 33]
+    for name in ["pretrain/layer1/checkpoint.pt", "pretrain/layer2/checkpoint.pt"]:
+        a, b = (load_checkpoint(d / name)["model"] for d in (tmp_path / "full", part))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    full_weights = load_file(tmp_path / "full" / "best.safetensors")
+    part_weights = load_file(part / "best.safetensors")
+    assert full_weights.keys() == part_weights.keys()
+    assert all(torch.equal(full_weights[k], part_weights[k]) for k in full_weights)
+
+
+def test_the_task_asks_the_spec_not_the_model_type(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack registered without a pretraining hook is fine-tuned from its random
+    initialisation, as a classifier because its spec has a collate."""
+    stacked = AE_MODELS.get("stacked")
+    spec = AESpec(StackedConfig, stacked.build, stacked.collate)
+    monkeypatch.setitem(AE_MODELS._items, "stacked_scratch", spec)
+    raw = config(
+        corpus,
+        {"name": "stacked", "hidden_sizes": [8]},
+        trainer={"epochs": 2},
+        eval={"metric": "heldout_acc", "mode": "max"},
+    )
+    cfg = from_dict(raw)
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, name="stacked_scratch"))
+    metrics = AutoencoderTask().fit(cfg, tmp_path)
+    assert not (tmp_path / "pretrain").exists() and "layer1_error_after" not in metrics
+    assert {"test_acc", "val_loss"} <= set(metrics) and "probe_l2" not in metrics
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [2, 4] and "heldout_acc" in history[0]
+    assert metrics["steps"] == 2 * 2  # 32 fine-tuning examples in batches of 16
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -41,7 +41,6 @@ from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
 from seqlab.loader import load_config
-from seqlab.nn.autoencoder import StackedAutoencoder
 from seqlab.tasks.autoencoder import (
     AutoencoderTask,
     labelled_subset,
@@ -117,14 +116,13 @@ def run_seed(
         cfg = experiment_config(STACK, seed, overrides)
         seed_everything(seed)
         stack = task.build_model(cfg, data)
-        assert isinstance(stack, StackedAutoencoder)
-        task.pretrain(cfg, stack, data)
+        task.pretrain(cfg, stack, data, Path(tmp) / "stack", console=console)
         results |= probe(stack, "stack")
         for n, subset in subsets.items():
             tuned = copy.deepcopy(stack)
             seed_everything(seed)
             task.train_model(cfg, tuned, subset, Path(tmp) / f"stack_{n}", console=console)
-            metrics = task.classify(tuned, data.inputs["test"], data.targets["test"], "test")
+            metrics = task.classify(cfg, tuned, data.inputs["test"], data.targets["test"], "test")
             results[("stack_finetuned", n)] = metrics["test_acc"]
     return results
 

@@ -27,13 +27,14 @@ probability p; gaussian: x + ε, ε ~ N(0, s² I)), x̂ = g(W_d f(W_e x̃ + b_e)
 against the clean x. Variational (:class:`VariationalAutoencoder`): q(z|x) = N(μ, σ²),
 z = μ + σ ⊙ ε, loss = reconstruction(x̂(z), x) + β KL(q(z|x) ‖ N(0, I)). Stacked
 (:class:`StackedAutoencoder`): encoders pretrained one at a time as autoencoders of the
-previous layer's codes, then a classifier head and supervised fine-tuning of the whole.
+previous layer's codes (:meth:`StackedAutoencoder.layer_autoencoder`; the loop that trains
+them lives in the task layer), then a classifier head and supervised fine-tuning of the
+whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
@@ -316,24 +317,16 @@ class LabelledBatch(NamedTuple):
         return LabelledBatch(self.inputs.to(device), self.labels.to(device))
 
 
-@dataclass(frozen=True)
-class LayerReport:
-    """Mean reconstruction error of one layer's autoencoder on its inputs."""
-
-    before: float
-    after: float
-
-
 class StackedAutoencoder(nn.Module):
     """A deep encoder ``h_0 = x, h_l = f(h_{l-1} W_l^T + b_l)`` with a softmax classifier
     on the last code: ``logits = dropout(h_L) W_c^T + b_c`` (B, C).
 
-    ``pretrain_layerwise`` trains the encoders greedily (Hinton & Salakhutdinov 2006;
-    Bengio et al. 2007): layer l is the encoder of an autoencoder trained on the codes
-    h_{l-1} of the layers below (fixed), its decoder then discarded. The first layer
-    reconstructs x with ``loss``; deeper layers reconstruct codes, with ``bce`` when the
-    codes are sigmoid units in (0, 1) and ``sse`` otherwise. ``loss(batch)`` is the
-    supervised cross-entropy for fine-tuning all layers and the head together.
+    Greedy layer-wise pretraining (Hinton & Salakhutdinov 2006; Bengio et al. 2007):
+    layer l is the encoder of an autoencoder (:meth:`layer_autoencoder`) trained on the
+    codes h_{l-1} of the layers below (fixed), its decoder then discarded. The module only
+    provides the pieces; the training loop is the task's (``seqlab.tasks.layerwise``, one
+    Trainer fit per layer). ``loss(batch)`` is the supervised cross-entropy for
+    fine-tuning all layers and the head together.
     """
 
     def __init__(
@@ -382,8 +375,11 @@ class StackedAutoencoder(nn.Module):
         return self.logits(batch).argmax(-1)
 
     def layer_autoencoder(self, index: int) -> Autoencoder:
-        """A fresh autoencoder whose encoder is a copy of layer ``index`` (denoising with
-        masking noise when ``noise_level`` > 0)."""
+        """An autoencoder around layer ``index``'s encoder (the same ``nn.Linear``, shared:
+        training the autoencoder trains the stack's layer) with a fresh decoder; denoising
+        with masking noise when ``noise_level`` > 0. It reconstructs the codes of the
+        layers below: the first layer with ``loss``, deeper layers with ``bce`` for sigmoid
+        codes in (0, 1) and ``sse`` otherwise."""
         encoder = self.encoders[index]
         assert isinstance(encoder, nn.Linear)
         loss: Reconstruction = (
@@ -397,66 +393,14 @@ class StackedAutoencoder(nn.Module):
             if self.noise_level > 0
             else Autoencoder(*args)
         )
-        ae.encoder.load_state_dict(encoder.state_dict())
+        ae.encoder = encoder
         return ae.to(encoder.weight.device)
-
-    def pretrain_layerwise(
-        self,
-        data: Tensor,
-        epochs: int,
-        *,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        max_steps: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> list[LayerReport]:
-        """Greedy unsupervised pretraining on ``data`` (N, D): for each layer in turn, train
-        an autoencoder on the codes of the layers below (Adam, ``epochs`` passes or
-        ``max_steps`` steps per layer, shuffled by ``generator``) and keep its encoder.
-        Returns each layer's mean reconstruction error before and after its training."""
-        reports = []
-        codes = data
-        for index, encoder in enumerate(self.encoders):
-            ae = self.layer_autoencoder(index)
-            before = _mean_error(ae, codes)
-            optimizer = torch.optim.Adam(ae.parameters(), lr=lr)
-            ae.train()
-            steps = 0
-            for _ in range(epochs):
-                order = torch.randperm(len(codes), generator=generator)
-                for start in range(0, len(codes), batch_size):
-                    if max_steps is not None and steps >= max_steps:
-                        break
-                    batch = codes[order[start : start + batch_size]]
-                    optimizer.zero_grad(set_to_none=True)
-                    ae.loss(batch).loss.backward()
-                    optimizer.step()
-                    steps += 1
-            reports.append(LayerReport(before, _mean_error(ae, codes)))
-            encoder.load_state_dict(ae.encoder.state_dict())
-            with torch.no_grad():
-                codes = torch.cat(
-                    [ae.encode(codes[s : s + 1024]) for s in range(0, len(codes), 1024)]
-                )
-        return reports
-
-
-def _mean_error(ae: Autoencoder, data: Tensor) -> float:
-    """Mean per-example reconstruction error of ``ae`` on the clean ``data`` (N, D)."""
-    ae.eval()
-    with torch.no_grad():
-        total = sum(
-            float(ae.reconstruction_error(data[s : s + 1024]).sum())
-            for s in range(0, len(data), 1024)
-        )
-    return total / max(len(data), 1)
 
 
 __all__ = [
     "Autoencoder",
     "DenoisingAutoencoder",
     "LabelledBatch",
-    "LayerReport",
     "SparseAutoencoder",
     "StackedAutoencoder",
     "VariationalAutoencoder",

@@ -8,9 +8,15 @@ training split (other words are dropped): a dense (N, D) tensor.
 Training. ``dense``, ``sparse``, ``denoising`` and ``vae`` models learn from every
 training sentence without its label, through the one Trainer; ``val_loss`` is their
 objective on the validation sentences and selects the best weights. ``stacked`` is first
-pretrained greedily layer by layer on every training sentence (``model.pretrain_epochs``
-epochs per layer, Adam with ``model.pretrain_lr``; reported as ``layer{l}_error_before``
-and ``layer{l}_error_after``), then fine-tuned as a classifier by the Trainer.
+pretrained greedily layer by layer on every training sentence, one Trainer fit per layer
+in ``RUN_DIR/pretrain/layer{l}`` (:mod:`seqlab.tasks.layerwise`: ``model.pretrain_epochs``
+epochs per layer, Adam with ``model.pretrain_lr``, resumable; reported as
+``layer{l}_error_before`` and ``layer{l}_error_after``), then fine-tuned as a classifier
+by the Trainer.
+
+Models. Each model name has an :class:`AESpec` in ``AE_MODELS`` (config class, build
+function, ``collate`` for a classifier's labelled batches, optional ``pretrain`` hook);
+the task asks the spec, never the model's type.
 
 Few labels. Only ``data.labels`` training examples keep their label (a random subset drawn
 with ``trainer.seed``; null: all of them), and no other label is used to train or select
@@ -27,7 +33,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -55,6 +61,7 @@ from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.bow_classify import BowDataConfig, load_examples, split_indices
+from seqlab.tasks.layerwise import LayerwiseStack, pretrain_layerwise
 from seqlab.train.checkpoint import load_weights
 from seqlab.train.device import module_device
 from seqlab.train.trainer import Trainer, seed_everything
@@ -157,55 +164,6 @@ class StackedConfig:
 
 
 AEConfig = DenseConfig | SparseConfig | DenoisingConfig | VAEConfig | StackedConfig
-
-AE_MODELS: Registry[ModelSpec[AEData]] = Registry("autoencoder model")
-for _name, _config in (
-    ("dense", DenseConfig),
-    ("sparse", SparseConfig),
-    ("denoising", DenoisingConfig),
-    ("vae", VAEConfig),
-    ("stacked", StackedConfig),
-):
-    AE_MODELS.register(
-        _name,
-        ModelSpec(
-            _config,
-            lambda cfg, data: build_autoencoder(cfg.model, len(data.vocab), len(data.labels)),
-        ),
-    )
-
-
-def build_autoencoder(cfg: AEConfig, input_size: int, num_classes: int) -> nn.Module:
-    if isinstance(cfg, DenseConfig):
-        return Autoencoder(input_size, cfg.code_size, cfg.activation, cfg.tied, cfg.loss)
-    if isinstance(cfg, SparseConfig):
-        return SparseAutoencoder(
-            input_size, cfg.code_size, cfg.activation, cfg.tied, cfg.loss, l1=cfg.l1
-        )
-    if isinstance(cfg, DenoisingConfig):
-        return DenoisingAutoencoder(
-            input_size,
-            cfg.code_size,
-            cfg.activation,
-            cfg.tied,
-            cfg.loss,
-            noise=cfg.noise,
-            noise_level=cfg.noise_level,
-        )
-    if isinstance(cfg, VAEConfig):
-        return VariationalAutoencoder(
-            input_size, cfg.code_size, cfg.hidden_size, cfg.activation, cfg.loss, cfg.beta
-        )
-    return StackedAutoencoder(
-        input_size,
-        cfg.hidden_sizes,
-        num_classes,
-        cfg.activation,
-        cfg.tied,
-        cfg.loss,
-        dropout=cfg.dropout,
-        noise_level=cfg.noise_level,
-    )
 
 
 class Encoder(Protocol):
@@ -408,6 +366,138 @@ def probe_metrics(
     return metrics, probe
 
 
+# ----------------------------------------------------------------------------- model specs
+
+
+class PretrainHook(Protocol):
+    """Unsupervised training of a fresh model before its Trainer fit, in ``run_dir``
+    (resumable); returns metrics to report."""
+
+    def __call__(
+        self,
+        cfg: ExperimentConfig,
+        model: nn.Module,
+        data: AEData,
+        run_dir: Path,
+        *,
+        resume: bool,
+        console: Console | None,
+    ) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class AESpec(ModelSpec[AEData]):
+    """An ``ae_bow`` model: the contract's spec (config class, ``build(cfg, data)``,
+    ``collate``) and an optional ``pretrain`` hook run before the Trainer fit.
+
+    ``collate`` makes a batch of labelled examples from a list of (input (D,), label)
+    pairs: the model is a classifier, fine-tuned on the labelled training examples and
+    judged by its own accuracy. ``None``: the model learns from unlabelled inputs (the
+    batch is the (B, D) float tensor) and is judged by its objective and a linear probe
+    on its codes.
+    """
+
+    pretrain: PretrainHook | None = None
+
+
+def build_dense(cfg: ExperimentConfig, data: AEData) -> nn.Module:
+    m: DenseConfig = cfg.model
+    return Autoencoder(len(data.vocab), m.code_size, m.activation, m.tied, m.loss)
+
+
+def build_sparse(cfg: ExperimentConfig, data: AEData) -> nn.Module:
+    m: SparseConfig = cfg.model
+    return SparseAutoencoder(len(data.vocab), m.code_size, m.activation, m.tied, m.loss, l1=m.l1)
+
+
+def build_denoising(cfg: ExperimentConfig, data: AEData) -> nn.Module:
+    m: DenoisingConfig = cfg.model
+    return DenoisingAutoencoder(
+        len(data.vocab),
+        m.code_size,
+        m.activation,
+        m.tied,
+        m.loss,
+        noise=m.noise,
+        noise_level=m.noise_level,
+    )
+
+
+def build_vae(cfg: ExperimentConfig, data: AEData) -> nn.Module:
+    m: VAEConfig = cfg.model
+    return VariationalAutoencoder(
+        len(data.vocab), m.code_size, m.hidden_size, m.activation, m.loss, m.beta
+    )
+
+
+def build_stacked(cfg: ExperimentConfig, data: AEData) -> nn.Module:
+    m: StackedConfig = cfg.model
+    return StackedAutoencoder(
+        len(data.vocab),
+        m.hidden_sizes,
+        len(data.labels),
+        m.activation,
+        m.tied,
+        m.loss,
+        dropout=m.dropout,
+        noise_level=m.noise_level,
+    )
+
+
+def pretrain_stacked(
+    cfg: ExperimentConfig,
+    model: nn.Module,
+    data: AEData,
+    run_dir: Path,
+    *,
+    resume: bool,
+    console: Console | None,
+) -> dict[str, float]:
+    """Greedy layer-wise pretraining on every training sentence (labels unused), one
+    Trainer fit per layer in ``run_dir/pretrain/layer{l}``: ``layer{l}_error_before`` and
+    ``layer{l}_error_after``."""
+    mcfg: StackedConfig = cfg.model
+    reports = pretrain_layerwise(
+        cast(LayerwiseStack, model),
+        cfg,
+        data.inputs["train"],
+        data.inputs["val"],
+        run_dir,
+        epochs=mcfg.pretrain_epochs,
+        lr=mcfg.pretrain_lr,
+        resume=resume,
+        console=console,
+    )
+    metrics = {}
+    for layer, report in enumerate(reports, start=1):
+        metrics[f"layer{layer}_error_before"] = report.before
+        metrics[f"layer{layer}_error_after"] = report.after
+    return metrics
+
+
+def collate_labelled(examples: list[tuple[Tensor, Tensor]]) -> LabelledBatch:
+    """(input (D,), label ()) pairs -> a batch: inputs (B, D) float, labels (B,)."""
+    inputs, labels = zip(*examples, strict=True)
+    return LabelledBatch(torch.stack(inputs).float(), torch.stack(labels))
+
+
+AE_MODELS: Registry[ModelSpec[AEData]] = Registry("autoencoder model")
+AE_MODELS.register("dense", AESpec(DenseConfig, build_dense))
+AE_MODELS.register("sparse", AESpec(SparseConfig, build_sparse))
+AE_MODELS.register("denoising", AESpec(DenoisingConfig, build_denoising))
+AE_MODELS.register("vae", AESpec(VAEConfig, build_vae))
+AE_MODELS.register(
+    "stacked", AESpec(StackedConfig, build_stacked, collate_labelled, pretrain_stacked)
+)
+
+
+def model_spec(cfg: ExperimentConfig) -> AESpec:
+    """The spec of ``cfg.model`` (every entry of ``AE_MODELS`` is an :class:`AESpec`)."""
+    spec = AE_MODELS.get(cfg.model.name)
+    assert isinstance(spec, AESpec), f"{cfg.model.name!r} is registered without AESpec"
+    return spec
+
+
 # ----------------------------------------------------------------------------- the task
 
 
@@ -436,26 +526,25 @@ class AutoencoderTask(TrainedTask[AEData]):
 
     def build_model(self, cfg: ExperimentConfig, data: AEData) -> nn.Module:
         try:
-            return build_autoencoder(cfg.model, len(data.vocab), len(data.labels))
+            return model_spec(cfg).build(cfg, data)
         except ValueError as err:  # the modules check their arguments
             raise ConfigError(f"model {cfg.model.name!r}: {err}") from err
 
-    def train_batches(
-        self, cfg: ExperimentConfig, data: AEData, epoch: int
-    ) -> list[Tensor] | list[LabelledBatch]:
-        """Shuffled (B, D) inputs of every training sentence; for ``stacked``, labelled
-        batches of its fine-tuning examples."""
+    def train_batches(self, cfg: ExperimentConfig, data: AEData, epoch: int) -> list[Any]:
+        """Shuffled (B, D) inputs of every training sentence; for a classifier (a spec with
+        ``collate``), its batches of the fine-tuning examples."""
         rng = np.random.default_rng([cfg.trainer.seed, epoch])
         size = cfg.trainer.batch_size
         inputs = data.inputs["train"]
-        if not isinstance(cfg.model, StackedConfig):
+        collate = model_spec(cfg).collate
+        if collate is None:
             order = torch.from_numpy(rng.permutation(len(inputs)))
             return [inputs[order[s : s + size]].float() for s in range(0, len(order), size)]
         chosen, _ = finetune_split(data)
         chosen = chosen[torch.from_numpy(rng.permutation(len(chosen)))]
         targets = data.targets["train"]
         return [
-            LabelledBatch(inputs[ids].float(), targets[ids])
+            collate(list(zip(inputs[ids], targets[ids], strict=True)))
             for ids in (chosen[s : s + size] for s in range(0, len(chosen), size))
         ]
 
@@ -470,62 +559,68 @@ class AutoencoderTask(TrainedTask[AEData]):
         return {f"{split}_loss": total / len(inputs)}
 
     def classify(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, split: str
+        self,
+        cfg: ExperimentConfig,
+        model: nn.Module,
+        inputs: Tensor,
+        targets: Tensor,
+        split: str,
     ) -> dict[str, float]:
-        """``{split}_loss`` (cross-entropy) and ``{split}_acc`` of the stacked classifier."""
+        """``{split}_loss`` (cross-entropy) and ``{split}_acc`` of a classifier."""
+        collate = model_spec(cfg).collate
+        assert collate is not None
         loss, correct = 0.0, 0
         device = module_device(model)
         with torch.no_grad():
             for s in range(0, len(inputs), CHUNK):
-                batch = LabelledBatch(inputs[s : s + CHUNK].float(), targets[s : s + CHUNK])
+                labels = targets[s : s + CHUNK]
+                batch = collate(list(zip(inputs[s : s + CHUNK], labels, strict=True)))
                 batch = move_to(batch, device)
                 out = contract(model).loss(batch)
                 loss += float(out.loss) * out.n
-                correct += int((contract(model).predict(batch) == batch.labels).sum())
+                correct += int((contract(model).predict(batch).cpu() == labels).sum())
         return {f"{split}_loss": loss / len(inputs), f"{split}_acc": 100.0 * correct / len(inputs)}
 
-    def heldout(self, model: nn.Module, data: AEData) -> dict[str, float]:
-        """The stacked model's fine-tuning metrics on its held-out labelled examples."""
+    def heldout(self, cfg: ExperimentConfig, model: nn.Module, data: AEData) -> dict[str, float]:
+        """A classifier's fine-tuning metrics on its held-out labelled examples."""
         _, held = finetune_split(data)
         inputs, targets = data.inputs["train"][held], data.targets["train"][held]
-        return self.classify(model, inputs, targets, "heldout")
+        return self.classify(cfg, model, inputs, targets, "heldout")
 
     def evaluate(
         self, cfg: ExperimentConfig, model: nn.Module, data: AEData, split: str
     ) -> dict[str, float]:
-        return self.split_metrics(model, data, [split])
+        return self.split_metrics(cfg, model, data, [split])
 
-    def split_metrics(self, model: nn.Module, data: AEData, splits: list[str]) -> dict[str, float]:
+    def split_metrics(
+        self, cfg: ExperimentConfig, model: nn.Module, data: AEData, splits: list[str]
+    ) -> dict[str, float]:
         model.eval()
         metrics: dict[str, float] = {"labelled": float(len(data.labelled))}
+        if model_spec(cfg).collate is not None:
+            for split in splits:
+                metrics |= self.classify(cfg, model, data.inputs[split], data.targets[split], split)
+            return metrics
         for split in splits:
-            if isinstance(model, StackedAutoencoder):
-                metrics |= self.classify(model, data.inputs[split], data.targets[split], split)
-            else:
-                metrics |= self.objective(model, data.inputs[split], split)
-        if not isinstance(model, StackedAutoencoder):
-            accuracy, probe = probe_metrics(model, data, splits)
-            metrics |= accuracy | {"probe_l2": probe.l2}
-        return metrics
+            metrics |= self.objective(model, data.inputs[split], split)
+        accuracy, probe = probe_metrics(model, data, splits)
+        return metrics | accuracy | {"probe_l2": probe.l2}
 
     def pretrain(
-        self, cfg: ExperimentConfig, model: StackedAutoencoder, data: AEData
+        self,
+        cfg: ExperimentConfig,
+        model: nn.Module,
+        data: AEData,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        console: Console | None = None,
     ) -> dict[str, float]:
-        """Greedy layer-wise pretraining on every training sentence (labels unused)."""
-        mcfg: StackedConfig = cfg.model
-        reports = model.pretrain_layerwise(
-            move_to(data.inputs["train"].float(), module_device(model)),
-            mcfg.pretrain_epochs,
-            batch_size=cfg.trainer.batch_size,
-            lr=mcfg.pretrain_lr,
-            max_steps=cfg.trainer.max_steps,
-            generator=torch.Generator().manual_seed(cfg.trainer.seed),
-        )
-        metrics = {}
-        for layer, report in enumerate(reports, start=1):
-            metrics[f"layer{layer}_error_before"] = report.before
-            metrics[f"layer{layer}_error_after"] = report.after
-        return metrics
+        """The spec's pretraining of a fresh ``model`` in ``run_dir`` (nothing for most)."""
+        hook = model_spec(cfg).pretrain
+        if hook is None:
+            return {}
+        return hook(cfg, model, data, run_dir, resume=resume, console=console)
 
     def train_model(
         self,
@@ -537,12 +632,14 @@ class AutoencoderTask(TrainedTask[AEData]):
         resume: bool = False,
         console: Console | None = None,
     ) -> int:
-        """Train ``model`` with the Trainer (reconstruction; for ``stacked``, fine-tuning),
-        load its best weights and return the number of steps."""
+        """Train ``model`` with the Trainer (reconstruction; for a classifier, fine-tuning),
+        load its best weights and return the number of steps. ``resume`` continues from
+        ``run_dir``'s checkpoint if there is one."""
+        classifier = model_spec(cfg).collate is not None
 
         def evaluate(m: nn.Module) -> dict[str, float]:
-            if isinstance(m, StackedAutoencoder):
-                return self.heldout(m, data)
+            if classifier:
+                return self.heldout(cfg, m, data)
             return self.objective(m, data.inputs["val"], "val")
 
         trainer = Trainer(
@@ -553,7 +650,10 @@ class AutoencoderTask(TrainedTask[AEData]):
             console=console,
             final_metrics=lambda m: self.final_metrics(cfg, m, data, "val"),
         )
-        trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
+        trainer.fit(
+            lambda epoch: self.train_batches(cfg, data, epoch),
+            resume=resume and RunDir(run_dir).checkpoint.exists(),
+        )
         load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
         return trainer.state.step
@@ -567,19 +667,20 @@ class AutoencoderTask(TrainedTask[AEData]):
         fold: int | None = None,
         console: Console | None = None,
     ) -> dict[str, float]:
-        """Pretrain (``stacked``, not on resume), train, then the final metrics (with
-        ``trainer.threads`` torch threads when set)."""
+        """Pretrain (``stacked``), train, then the final metrics (with ``trainer.threads``
+        torch threads when set). With ``resume`` each stage continues from its checkpoint
+        (a finished one is only reloaded)."""
         seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
         if cfg.trainer.threads:
             torch.set_num_threads(cfg.trainer.threads)
         data = self.setup(cfg, run_dir, train=not resume, fold=fold)
         model = self.build_model(cfg, data).to(cfg.trainer.device)
-        metrics: dict[str, float] = {}
-        if isinstance(model, StackedAutoencoder) and not resume:
-            metrics |= self.pretrain(cfg, model, data)
+        metrics = self.pretrain(cfg, model, data, run_dir, resume=resume, console=console)
         steps = self.train_model(cfg, model, data, run_dir, resume=resume, console=console)
         return (
-            {"steps": float(steps)} | metrics | self.split_metrics(model, data, self.splits(data))
+            {"steps": float(steps)}
+            | metrics
+            | self.split_metrics(cfg, model, data, self.splits(data))
         )
 
     def splits(self, data: AEData) -> list[str]:
