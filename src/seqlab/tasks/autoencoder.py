@@ -160,10 +160,10 @@ class StackedConfig:
     """Masking noise of each layer's autoencoder in pretraining (0: plain autoencoders)."""
     dropout: float = 0.5
     pretrain_epochs: int = 10
+    """Epochs of each layer's pretraining (one Trainer fit per layer, batches of
+    ``trainer.batch_size``, at most ``trainer.max_steps`` steps)."""
     pretrain_lr: float = 1e-3
-
-
-AEConfig = DenseConfig | SparseConfig | DenoisingConfig | VAEConfig | StackedConfig
+    """Adam's learning rate in pretraining (``optim`` is the fine-tuning's)."""
 
 
 class Encoder(Protocol):
