@@ -6,8 +6,8 @@ x), with the same Trainer as every model: Adam at ``lr`` for ``epochs`` passes (
 ``trainer.max_steps`` steps), batches of ``trainer.batch_size`` in an order fixed by
 ``(trainer.seed, l, epoch)``. The layer's run dir is ``RUN_DIR/pretrain/layer{l}/``
 (checkpoint, metrics.jsonl with ``val_error`` after every epoch), so an interrupted
-pretraining continues exactly with ``resume``. The final weights of each layer are kept
-(as the hand-written loop before did; ``val_error`` only reports).
+pretraining continues exactly with ``resume``. Each layer keeps its final weights;
+``val_error`` only reports.
 """
 
 from __future__ import annotations
