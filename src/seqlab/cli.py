@@ -1,4 +1,5 @@
-"""The `seqlab` command line: train | eval | predict | generate | plot | bench | data | demo.
+"""The `seqlab` command line: train | eval | predict | generate | plot | report | bench | data |
+demo.
 
 Every command takes ``--json`` (the last line on stdout is one JSON object with the
 results) and ``--debug`` (show tracebacks). Errors a user can fix print one line on
@@ -105,10 +106,12 @@ def train(
     """Train a model; writes config.yaml, metrics.jsonl, checkpoints and metrics.json."""
     from seqlab.errors import ConfigError
     from seqlab.loader import load_config
+    from seqlab.provenance import Invocation
     from seqlab.rundir import RunDir
     from seqlab.runs import train as train_run
     from seqlab.train.trainer import Interrupted
 
+    invocation = Invocation.from_cli(config, sets)
     if config is None:
         if not (resume and out is not None):
             raise ConfigError("give a CONFIG file (or --resume --out RUN_DIR)")
@@ -116,7 +119,9 @@ def train(
     cfg = load_config(config, sets)
     run_dir = out if out is not None else Path("runs") / config.stem
     try:
-        metrics = train_run(cfg, run_dir, resume=resume, force=force, console=stderr)
+        metrics = train_run(
+            cfg, run_dir, resume=resume, force=force, console=stderr, invocation=invocation
+        )
     except Interrupted as stop:
         stderr.print(str(stop))
         raise typer.Exit(130) from None
@@ -270,6 +275,41 @@ def demo(
     from seqlab.demo import run_demo
 
     result = run_demo(out, sets, stdout)
+    emit_json(result, as_json)
+
+
+@app.command()
+@user_errors
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="Run dirs, or folders holding run dirs."),
+    metrics: list[str] = typer.Option(
+        [],
+        "--metric",
+        help="Report this metric (repeatable; default: eval.metric's test and "
+        "val counterparts, e.g. test_acc and val_acc).",
+    ),
+    markdown: bool = typer.Option(
+        False, "--markdown", help="Print a markdown table (for docs/RESULTS.md)."
+    ),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """One row per recipe: mean ± std over seeds, n, the command, the anchor (run.json)."""
+    from seqlab.report import build_report, table_rows, to_markdown
+
+    result = build_report(run_dirs, metrics or None)
+    if markdown:
+        sys.stdout.write(to_markdown(result))
+    elif not as_json:
+        header, cells = table_rows(result)
+        table = Table(show_header=True)
+        for column in header:
+            table.add_column(column, overflow="fold")
+        for row in cells:
+            table.add_row(*row)
+        stdout.print(table)
+    for skipped in result["skipped"]:
+        stderr.print(f"skipped {skipped['run']} (status: {skipped['status']})", highlight=False)
     emit_json(result, as_json)
 
 

@@ -1,6 +1,7 @@
 """Typed, frozen experiment configs: YAML load/save, ``--set a.b=c`` overrides, validation.
 
-An experiment config has five sections. ``optim``, ``trainer`` and ``eval`` are the same
+An experiment config has five sections (and an optional ``anchor``, the published number
+it is compared to). ``optim``, ``trainer`` and ``eval`` are the same
 for every experiment; ``data`` and ``model`` are dataclasses chosen by the task
 (``task: lm_char_mlp``) and by ``model.name``. Every default is visible in the dataclass
 that declares it. Unknown keys fail with the key's dotted name and the closest valid key.
@@ -179,6 +180,24 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AnchorConfig:
+    """A published number this experiment is compared to (``seqlab report`` shows it)."""
+
+    value: float
+    source: str
+    """Paper or repo, table and setting the value comes from."""
+    metric: str | None = None
+    """The metric the value is comparable to (None: the test counterpart of
+    ``eval.metric``, e.g. ``test_acc`` for ``val_acc``)."""
+
+    def validate(self) -> None:
+        if not math.isfinite(self.value):
+            raise ConfigError(f"anchor.value must be a finite number, got {self.value}")
+        if not self.source.strip():
+            raise ConfigError("anchor.source must name the paper or repo the value comes from")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     task: str
     data: Any
@@ -186,16 +205,20 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    anchor: AnchorConfig | None = None
+    """Optional: the published number to compare to; changes nothing about training."""
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = _to_plain(self)
+        if result.get("anchor") is None:
+            result.pop("anchor", None)  # configs without one save as they always did
         return result
 
     def replace(self, **sections: Any) -> ExperimentConfig:
         return dataclasses.replace(self, **sections)
 
 
-SECTIONS = ("task", "data", "model", "optim", "trainer", "eval")
+SECTIONS = ("task", "data", "model", "optim", "trainer", "eval", "anchor")
 
 
 def _to_plain(value: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from seqlab.config import (
     SECTIONS,
+    AnchorConfig,
     EvalConfig,
     ExperimentConfig,
     OptimConfig,
@@ -46,6 +47,11 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         optim=build_dataclass(OptimConfig, raw.get("optim"), "optim"),
         trainer=build_dataclass(TrainerConfig, raw.get("trainer"), "trainer"),
         eval=build_dataclass(EvalConfig, raw.get("eval"), "eval"),
+        anchor=(
+            None
+            if raw.get("anchor") is None
+            else build_dataclass(AnchorConfig, raw["anchor"], "anchor")
+        ),
     )
 
 

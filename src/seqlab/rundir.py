@@ -24,6 +24,12 @@ class RunDir:
         return self.path / "config.yaml"
 
     @property
+    def provenance(self) -> Path:
+        """``run.json``: command, config hash, git commit, machine, times, status, final
+        metrics (``seqlab.provenance``)."""
+        return self.path / "run.json"
+
+    @property
     def metrics_log(self) -> Path:
         """One JSON object per evaluation during training."""
         return self.path / "metrics.jsonl"

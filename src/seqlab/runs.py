@@ -2,9 +2,10 @@
 
 A run dir holds ``config.yaml``, ``metrics.jsonl`` (one line per evaluation),
 ``checkpoint.pt`` (the full training state), ``best.safetensors`` and ``metrics.json``
-(the final numbers), and ``.lock`` (held by the process training into it, see
-``seqlab.lock``). With ``eval.folds = k`` there is one such dir per fold,
-``fold0 .. fold{k-1}``, and the top-level ``metrics.json`` holds mean and std.
+(the final numbers), ``run.json`` (provenance and status, see ``seqlab.provenance``),
+and ``.lock`` (held by the process training into it, see ``seqlab.lock``). With
+``eval.folds = k`` there is one such dir per fold, ``fold0 .. fold{k-1}``, and the top-level
+``metrics.json`` (and ``run.json``) holds mean and std.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from seqlab.errors import ConfigError, RunDirError, SeqlabError
 from seqlab.io import atomic_write_text
 from seqlab.loader import from_dict
 from seqlab.lock import run_dir_lock
+from seqlab.provenance import Invocation, Provenance
 from seqlab.rundir import RunDir
 from seqlab.tasks import TASKS
 from seqlab.train.device import check_device
+from seqlab.train.trainer import Interrupted
 
 RESUMABLE = (
     "epochs",
@@ -86,17 +89,22 @@ def train(
     resume: bool = False,
     force: bool = False,
     console: Console | None = None,
+    invocation: Invocation | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``; returns and writes the final metrics.
 
     ``run_dir`` is locked meanwhile: a second process training into it is refused.
+    ``invocation`` (the command line, config file and overrides; default "python API")
+    goes into ``run.json`` with the rest of the run's provenance.
     """
     if resume and force:
         raise ConfigError("--resume and --force exclude each other")
     if not resume:  # a resumed run keeps its own device: checked in _resumed_config
         check_device(cfg.trainer.device)
     with run_dir_lock(run_dir):
-        return _train(cfg, run_dir, resume=resume, force=force, console=console)
+        return _train(
+            cfg, run_dir, resume=resume, force=force, console=console, invocation=invocation
+        )
 
 
 def _train(
@@ -106,6 +114,7 @@ def _train(
     resume: bool,
     force: bool,
     console: Console | None,
+    invocation: Invocation | None,
 ) -> dict[str, Any]:
     console = console or Console(stderr=True)
     if resume:
@@ -115,6 +124,24 @@ def _train(
     else:
         created = prepare_run_dir(run_dir, resume=False, force=force)
         save_config(cfg, RunDir(run_dir).config)
+    provenance = Provenance(cfg, run_dir, invocation or Invocation(), resume=resume)
+    provenance.write()
+    try:
+        metrics = _fit(cfg, run_dir, resume=resume, created=created, console=console)
+    except (Interrupted, KeyboardInterrupt):
+        provenance.finish("interrupted")
+        raise
+    except BaseException as err:
+        provenance.finish("failed", error=f"{type(err).__name__}: {err}")
+        raise
+    atomic_write_text(RunDir(run_dir).metrics, json.dumps(metrics, indent=2) + "\n")
+    provenance.finish("done", metrics)
+    return metrics
+
+
+def _fit(
+    cfg: ExperimentConfig, run_dir: Path, *, resume: bool, created: bool, console: Console
+) -> dict[str, Any]:
     task = TASKS.get(cfg.task)
     try:
         if cfg.eval.folds > 1:
@@ -129,7 +156,6 @@ def _train(
         if created and not _has_checkpoint(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was made
         raise
-    atomic_write_text(RunDir(run_dir).metrics, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
