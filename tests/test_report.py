@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from seqlab.provenance import PYTHON_API, recipe_hash
 from seqlab.report import build_report, to_markdown
 from seqlab.rundir import RunDir
 from seqlab.runs import train
+from seqlab.train.trainer import Interrupted
 
 POS = ["a fine warm film", "good and fine", "warm good acting", "a good film", "fine fine"]
 NEG = ["a dull cold film", "bad and dull", "cold bad acting", "a bad film", "dull dull"]
@@ -73,6 +77,20 @@ def test_run_json_holds_the_provenance_of_a_finished_run(tmp_path: Path) -> None
     assert record["metrics"]["test_acc"] == pytest.approx(metrics["test_acc"])
 
 
+def test_a_cross_validated_run_has_one_run_json_and_is_one_run(tmp_path: Path) -> None:
+    data = write_data(tmp_path)
+    run = tmp_path / "cv"
+    train(from_dict(raw_config(data, eval={"metric": "val_acc", "mode": "max", "folds": 2})), run)
+    record = json.loads(RunDir(run).provenance.read_text())
+    assert record["status"] == "done" and record["metrics"]["folds"] == 2
+    assert "per_fold" not in record["metrics"]
+    assert not RunDir(RunDir(run).fold(0).path).provenance.exists()
+    report = build_report([tmp_path])
+    assert [row["n"] for row in report["rows"]] == [1]
+    final = json.loads(RunDir(run).metrics.read_text())
+    assert report["rows"][0]["metrics"]["test_acc"]["mean"] == pytest.approx(final["test_acc"])
+
+
 def test_run_json_says_failed_when_a_run_fails_and_keeps_its_command(tmp_path: Path) -> None:
     data = write_data(tmp_path)
     run = tmp_path / "run"
@@ -94,6 +112,23 @@ def test_run_json_says_failed_when_a_run_fails_and_keeps_its_command(tmp_path: P
     assert "DataError" in record["error"]
     assert record["overrides"] == ["trainer.seed=3"]  # the command that made the run stays
     assert record["first_start"] == first["first_start"]
+
+
+def test_run_json_says_interrupted_after_ctrl_c(tmp_path: Path) -> None:
+    data = write_data(tmp_path)
+    run = tmp_path / "run"
+    trainer = {"epochs": 100_000, "max_minutes": 0.5, "progress": False, "log_every": 0}
+    cfg = from_dict(raw_config(data, trainer=trainer))
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises((Interrupted, KeyboardInterrupt)):
+            train(cfg, run)
+    finally:
+        timer.cancel()
+    record = json.loads(RunDir(run).provenance.read_text())
+    assert record["status"] == "interrupted"
+    assert record["metrics"] is None and record["wall_s"] < 25
 
 
 def _config_file(tmp_path: Path, data: Path, **extra: Any) -> Path:

@@ -302,12 +302,15 @@ def report(
         sys.stdout.write(to_markdown(result))
     elif not as_json:
         header, cells = table_rows(result)
+        shown = [i for i, column in enumerate(header) if column != "command"]
         table = Table(show_header=True)
-        for column in header:
-            table.add_column(column, overflow="fold")
+        for i in shown:
+            table.add_column(header[i], overflow="fold")
         for row in cells:
-            table.add_row(*row)
+            table.add_row(*(row[i] for i in shown))
         stdout.print(table)
+        for row in result["rows"]:  # whole, to copy: too long for a table cell
+            stdout.print(f"{row['recipe']}: {row['command']}", highlight=False, soft_wrap=True)
     for skipped in result["skipped"]:
         stderr.print(f"skipped {skipped['run']} (status: {skipped['status']})", highlight=False)
     emit_json(result, as_json)

@@ -107,6 +107,18 @@ def _git_label(git: dict[str, Any]) -> str:
     return str(git.get("commit", "unknown"))[:10] + ("+dirty" if git.get("dirty") is True else "")
 
 
+def _machine_label(prov: dict[str, Any]) -> str:
+    """``AMD EPYC (2 cores, 1 thread), cpu, torch 2.13.0+cpu`` (the GPU's name on a GPU)."""
+    machine = prov.get("machine") or {}
+    threads = machine.get("torch_threads")
+    where = machine.get("gpu") or machine.get("device", "?")
+    torch_version = (prov.get("versions") or {}).get("torch", "?")
+    return (
+        f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores, {threads} "
+        f"thread{'s' if threads != 1 else ''}), {where}, torch {torch_version}"
+    )
+
+
 def _row(runs: list[RunRecord], wanted: list[str] | None) -> dict[str, Any]:
     first = runs[0]
     names = wanted or default_metrics(first.config)
@@ -155,6 +167,8 @@ def _row(runs: list[RunRecord], wanted: list[str] | None) -> dict[str, Any]:
         "commands": commands,
         "provenance": provenance,
         "git": sorted({_git_label(p["git"]) for p in with_prov if isinstance(p.get("git"), dict)}),
+        "machines": sorted({_machine_label(p) for p in with_prov}),
+        "dates": sorted({str(p.get("end") or p.get("start") or "")[:10] for p in with_prov} - {""}),
         "python_api": any(p.get("command") == PYTHON_API for p in with_prov),
         "runs": [str(r.path) for r in runs],
     }
@@ -195,9 +209,9 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for row in report["rows"]:
         anchor = row["anchor"]
         anchor_text = f"{anchor['value']} {anchor['metric']} ({anchor['source']})" if anchor else ""
-        prov = row["provenance"] if row["provenance"] != "ok" else ", ".join(row["git"])
-        if row["provenance"] == "missing":
-            prov = "provenance: missing"
+        prov = "; ".join([", ".join(row["git"]), ", ".join(row["dates"]), *row["machines"]])
+        if row["provenance"] != "ok":
+            prov = f"provenance: {row['provenance']}" + (f"; {prov}" if row["git"] else "")
         cells.append(
             [
                 row["recipe"],
