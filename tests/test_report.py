@@ -15,9 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from seqlab.cli import app
+from seqlab.config import read_yaml
 from seqlab.errors import ConfigError, DataError
 from seqlab.loader import from_dict
-from seqlab.provenance import PYTHON_API, recipe_hash
+from seqlab.provenance import PYTHON_API, git_state, recipe_hash
 from seqlab.report import build_report, to_markdown
 from seqlab.rundir import RunDir
 from seqlab.runs import train
@@ -58,6 +59,7 @@ def test_run_json_holds_the_provenance_of_a_finished_run(tmp_path: Path) -> None
     assert len(record["config_hash"]) == 64 and int(record["config_hash"], 16) >= 0
     saved = from_dict(json.loads(json.dumps(raw_config(data)))).to_dict()
     assert record["recipe_hash"] == recipe_hash(saved)
+    assert record["recipe_hash"] == recipe_hash(read_yaml(RunDir(run).config))  # what report reads
     start = datetime.fromisoformat(record["start"])
     end = datetime.fromisoformat(record["end"])
     assert start.utcoffset() is not None and start.utcoffset().total_seconds() == 0
@@ -202,3 +204,10 @@ def test_anchor_is_optional_and_checked() -> None:
         from_dict({**raw, "anchor": {"value": 81.5, "sourc": "x"}})
     with pytest.raises(ConfigError, match="anchor.source"):
         from_dict({**raw, "anchor": {"value": 81.5, "source": " "}})
+
+
+def test_git_state_of_a_checkout_and_of_no_checkout(tmp_path: Path) -> None:
+    state = git_state()  # the tests run from a checkout of seqlab
+    if state["commit"] != "unknown":
+        assert len(state["commit"]) == 40 and isinstance(state["dirty"], bool)
+    assert git_state(tmp_path) == {"commit": "unknown", "dirty": "unknown"}

@@ -86,6 +86,8 @@ def git_state(repo_dir: Path | None = None) -> dict[str, Any]:
         return done.stdout
 
     try:
+        # an installed copy inside some other checkout (a venv in a repo) is no checkout
+        git("ls-files", "--error-unmatch", "__init__.py")
         commit = git("rev-parse", "HEAD").strip()
         dirty = bool(git("status", "--porcelain").strip())
     except (OSError, subprocess.SubprocessError):
