@@ -17,6 +17,7 @@ from seqlab.data.readers import (
     read_text,
     read_trees,
     write_conllu,
+    write_trees,
 )
 from seqlab.errors import ConfigError, DataError
 
@@ -246,6 +247,26 @@ def test_read_trees_multiword_leaf_and_single_leaf_tree(tmp_path: Path):
 def test_parse_tree_errors_give_the_column(text: str, message: str):
     with pytest.raises(DataError, match=message):
         parse_tree(text, binary=True)
+
+
+def test_tree_file_round_trip(tmp_path: Path):
+    trees = list(read_trees(FIXTURES / "trees.txt"))
+    for name in ("out.txt", "out.txt.gz"):
+        write_trees(trees, tmp_path / name)
+        again = list(read_trees(tmp_path / name))
+        assert again == trees
+        assert [t.leaves() for t in again] == [t.leaves() for t in trees]
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()[1] == (
+        "(1 (2 (2 Contempt) (2 and)) (2 8 1\\/2))"
+    )
+
+
+def test_read_trees_binary_names_the_line_of_a_ternary_node(tmp_path: Path):
+    path = tmp_path / "ternary.txt"
+    path.write_text("(3 (2 a) (2 b))\n(2 (2 a) (2 b) (2 c))\n", encoding="utf-8")
+    assert len(list(read_trees(path))) == 2  # binary not required: read as it is
+    with pytest.raises(DataError, match=r"ternary\.txt:2:1: node has 3 children"):
+        list(read_trees(path, binary=True))
 
 
 def test_read_trees_errors_give_file_line_and_column():

@@ -520,3 +520,15 @@ def read_trees(path: PathLike, binary: bool = False) -> Iterator[Tree]:
     for number, line in _numbered_lines(path, "utf-8"):
         if line.strip():
             yield parse_tree(line, path, number, binary)
+
+
+def write_trees(trees: Iterable[Tree], out: PathLike) -> None:
+    """Write one bracketed tree per line (``str(tree)``), atomically; ``.gz`` by suffix.
+
+    ``read_trees`` reads the file back into equal trees.
+    """
+    path = Path(out)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with atomic_path(path) as tmp, opener(tmp, "wt", encoding="utf-8", newline="\n") as file:
+        for tree in trees:
+            file.write(f"{tree}\n")
