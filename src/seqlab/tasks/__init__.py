@@ -13,6 +13,7 @@ from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
 from seqlab.tasks.tagging import TaggingTask
+from seqlab.tasks.tree_sentiment import TreeSentimentTask
 from seqlab.tasks.word2vec import Word2VecTask
 
 TASKS: Registry[Task[Any]] = Registry("task")
@@ -24,5 +25,6 @@ TASKS.register("word2vec", Word2VecTask())
 TASKS.register("tagging", TaggingTask())
 TASKS.register("classify", SentenceClassifyTask())
 TASKS.register("ae_bow", AutoencoderTask())
+TASKS.register("tree_sentiment", TreeSentimentTask())
 
 __all__ = ["TASKS", "Task"]
