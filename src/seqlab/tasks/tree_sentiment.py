@@ -39,6 +39,7 @@ from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, RunDirError
 from seqlab.io import atomic_write_text
+from seqlab.models.rae import RAEConfig, RAESentimentModel, collate_sentences
 from seqlab.models.tree import (
     IGNORE,
     NodePredictions,
@@ -93,6 +94,14 @@ def _tree_model(cfg: ExperimentConfig, data: TreeSentimentData) -> nn.Module:
 TREE_SENTIMENT_MODELS: Registry[ModelSpec[TreeSentimentData]] = Registry("tree sentiment model")
 for _name in ("recnn", "rntn", "treelstm"):
     TREE_SENTIMENT_MODELS.register(_name, ModelSpec(TreeModelConfig, _tree_model, collate_trees))
+TREE_SENTIMENT_MODELS.register(
+    "rae",
+    ModelSpec(
+        RAEConfig,
+        lambda cfg, data: RAESentimentModel(cfg.model, len(data.vocab), len(data.labels)),
+        collate_sentences,
+    ),
+)
 
 
 def relabel(tree: Tree, scheme: str) -> Tree:
