@@ -230,6 +230,9 @@ def plot(
     fresh: bool | None = typer.Option(
         None, "--fresh", help="gradient-flow: a newly initialised model instead of the trained."
     ),
+    text: str | None = typer.Option(
+        None, "--text", help="tree: the sentence (RAE) or bracketed tree (tree models) to draw."
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -238,7 +241,7 @@ def plot(
     from seqlab.plots import make_plot
 
     word_list = [w for item in words for w in item.split(",") if w] if words else None
-    path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh)
+    path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh, text=text)
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)
 

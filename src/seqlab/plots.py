@@ -21,7 +21,9 @@ from seqlab.analysis.confusion import plot_confusion
 from seqlab.analysis.curves import plot_curves
 from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
-from seqlab.errors import ConfigError, RunDirError
+from seqlab.analysis.tree import plot_tree
+from seqlab.data.readers import Tree, parse_tree
+from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config
@@ -103,11 +105,51 @@ def run_gradient_flow(
     return plot_gradient_flow(named, out, title=f"{run_dir}: ||dL/dh_t||, loss at t = T-1")
 
 
+def run_tree(run_dir: Path, out: Path, text: str | None = None) -> Path:
+    """The tree of ``--text`` with each node's predicted sentiment, from a run whose
+    ``predict`` gives ``label<TAB>probability<TAB>bracketed tree`` (tree_sentiment): the
+    given parse for the tree models (``--text`` is a bracketed tree), the greedily built
+    tree for the RAE (``--text`` is a plain sentence)."""
+    if not text:
+        raise ConfigError("plot kind 'tree' needs --text (a sentence, or a bracketed tree)")
+    cfg = load_run_config(run_dir)
+    if cfg.task != "tree_sentiment":
+        raise ConfigError(f"tree plots need a tree_sentiment run, {run_dir} is {cfg.task!r}")
+    task = TASKS.get(cfg.task)
+    fold = 0 if cfg.eval.folds > 1 else None  # a cross-validated run: its first fold
+    model_dir = RunDir(run_dir).fold(fold).path if fold is not None else run_dir
+    model, data = task.load_trained(cfg, model_dir, None, fold=fold)
+    with torch.no_grad():
+        lines = list(task.predict(cfg, model, data, [text]))
+    if not lines:
+        raise DataError("--text is empty")
+    label, probability, bracketed = lines[0].split("\t")
+    tree = parse_tree(bracketed, "<prediction>")
+    children: list[tuple[int, int] | None] = []
+    words: list[str | None] = []
+    labels: list[int] = []
+
+    def add(node: Tree) -> int:  # pre-order ids, children filled in after
+        index = len(children)
+        children.append(None)
+        words.append(node.word)
+        labels.append(node.label)
+        if node.children:
+            left, right = (add(child) for child in node.children)
+            children[index] = (left, right)
+        return index
+
+    add(tree)
+    title = f"{Path(run_dir).resolve().name} ({cfg.model.name}): {label} ({probability})"
+    return plot_tree(children, words, labels, data.labels, out, title=title)
+
+
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", run_curves)
 PLOTS.register("embeddings", run_embeddings)
 PLOTS.register("gradient-flow", run_gradient_flow)
 PLOTS.register("confusion", run_confusion)
+PLOTS.register("tree", run_tree)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

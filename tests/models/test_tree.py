@@ -31,7 +31,12 @@ TEXTS = [
     "(4 wonderful)",
     "(0 (0 (1 (2 a) (0 dull)) (2 mess)) (2 .))",
 ]
-WORDS = {w: i + 2 for i, w in enumerate("it 's fun . not good at all wonderful a dull mess".split())}
+WORDS = {
+    w: i + 2
+    for i, w in enumerate(
+        ["it", "'s", "fun", ".", "not", "good", "at", "all", "wonderful", "a", "dull", "mess"]
+    )
+}
 
 
 def examples() -> list[SentimentExample]:
@@ -82,7 +87,9 @@ def test_battery(name: str, tmp_path: Path) -> None:
     assert_batch_equals_singles(
         lambda b: root_logits(model, b), batch, [collate(name, [e]) for e in data]
     )
-    assert_save_load_identical(model, lambda: build(name), lambda m: root_logits(m, batch), tmp_path)
+    assert_save_load_identical(
+        model, lambda: build(name), lambda m: root_logits(m, batch), tmp_path
+    )
     assert_overfits(model, batch, steps=300, lr=0.05, below=0.05 if name != "rae" else 0.3)
 
 
@@ -99,7 +106,9 @@ def test_level_batched_model_equals_node_by_node(name: str) -> None:
     for model in (levels, nodes):
         model.zero_grad()
         model.loss(batch).loss.backward()
-    torch.testing.assert_close(levels.node_logits(batch), nodes.node_logits(batch), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        levels.node_logits(batch), nodes.node_logits(batch), atol=1e-5, rtol=0
+    )
     for (key, a), b in zip(levels.named_parameters(), nodes.parameters(), strict=True):
         assert a.grad is not None and b.grad is not None, key
         torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=0)

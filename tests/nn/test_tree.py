@@ -120,7 +120,9 @@ def test_compositions_follow_their_equations():
     h1, m1 = lstm.leaf(c1)
     h2, m2 = lstm.leaf(c2)
     h, m = lstm((h1, m1), (h2, m2))
-    i, f1, f2, o, u = (lstm.gates.weight @ torch.cat([h1, h2], -1).T).T.add(lstm.gates.bias).chunk(5, -1)
+    i, f1, f2, o, u = (
+        (lstm.gates.weight @ torch.cat([h1, h2], -1).T).T.add(lstm.gates.bias).chunk(5, -1)
+    )
     cell = i.sigmoid() * u.tanh() + f1.sigmoid() * m1 + f2.sigmoid() * m2
     torch.testing.assert_close(m, cell)
     torch.testing.assert_close(h, o.sigmoid() * cell.tanh())

@@ -118,7 +118,10 @@ class RAESentimentModel(nn.Module):
         offset = out.structure.num_leaves
         inner_labels = batch.labels[out.structure.tree[offset:]]  # (N - L,)
         node_ce = F.cross_entropy(
-            self.node_output(out.states[offset:]), inner_labels, ignore_index=IGNORE, reduction="sum"
+            self.node_output(out.states[offset:]),
+            inner_labels,
+            ignore_index=IGNORE,
+            reduction="sum",
         )
         alpha = self.cfg.alpha
         node_error = alpha * out.reconstruction.sum() + (1 - alpha) * node_ce

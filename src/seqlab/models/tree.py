@@ -168,7 +168,9 @@ class TreeSentimentModel(nn.Module):
         return NodePredictions(batch.structure, probs, batch.labels)
 
 
-def bracketed(structure: TreeStructure, labels: Sequence[int], tokens: Sequence[Sequence[str]]) -> list[str]:
+def bracketed(
+    structure: TreeStructure, labels: Sequence[int], tokens: Sequence[Sequence[str]]
+) -> list[str]:
     """Each tree of ``structure`` as a bracketed string with ``labels[node]`` at every node;
     ``tokens[b]`` are tree b's words, left to right."""
     children = structure.children()

@@ -105,10 +105,10 @@ def build_structure(trees: Sequence[Sequence[Node]]) -> tuple[TreeStructure, lis
         heights: list[int] = []
         for i, node in enumerate(nodes):
             if isinstance(node, tuple):
-                left, right = node
-                if not (0 <= left < i and 0 <= right < i):
+                first, second = node
+                if not (0 <= first < i and 0 <= second < i):
                     raise DataError(f"tree {b}: node {i} has children {node} not before it")
-                heights.append(1 + max(heights[left], heights[right]))
+                heights.append(1 + max(heights[first], heights[second]))
             else:
                 heights.append(0)
             keys.append((heights[-1], b, i))
@@ -221,7 +221,9 @@ class TensorComposition(Composition):
         children = torch.cat([left[0], right[0]], dim=-1)  # x (K, 2H)
         size = self.hidden_size
         # x^T V^[k] x for every slice k: (K, 2H) @ (2H, H·2H) -> (K, H, 2H), then · x
-        xv = (children @ self.tensor.permute(1, 0, 2).reshape(2 * size, -1)).view(-1, size, 2 * size)
+        xv = (children @ self.tensor.permute(1, 0, 2).reshape(2 * size, -1)).view(
+            -1, size, 2 * size
+        )
         bilinear = (xv * children.unsqueeze(1)).sum(-1)  # (K, H)
         return (torch.tanh(bilinear + self.linear(children)),)
 

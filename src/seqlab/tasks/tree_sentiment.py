@@ -21,7 +21,6 @@ P(0)+P(1) and P(3)+P(4)); ``acc`` is the root accuracy in the trained label sche
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,11 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from rich.console import Console
 from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
 from seqlab.contract import ModelSpec, contract
+from seqlab.data.batching import bucket_batches
 from seqlab.data.readers import Tree, parse_tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
@@ -56,6 +55,8 @@ from seqlab.tasks.bow_classify import split_indices
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
 BINARY_LABELS = ["negative", "positive"]
+Row = tuple[list[str], Tree | None, int]
+"""(tokens, tree or None, sentence label) of one sentence as read"""
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,12 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
     ) -> TreeSentimentData:
         dcfg: TreeSentimentDataConfig = cfg.data
         report: dict[str, int] = {}
-        raw: dict[str, list[tuple[list[str], Tree | None, int]]] = {}
+        raw: dict[str, list[Row]] = {}
         if dcfg.dataset == "sst":
             if cfg.eval.folds > 1:
                 raise ConfigError("SST has fixed train/dev/test splits; set eval.folds: 1")
             for split, role in (("train", "train"), ("val", "dev"), ("test", "test")):
-                rows = []
+                rows: list[Row] = []
                 for tree in read_trees(resolve("sst", role), binary=True):
                     tree = relabel(_lower(tree) if dcfg.lowercase else tree, dcfg.labels)
                     if tree.label != IGNORE:
@@ -165,7 +166,7 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
             )
             label_names = BINARY_LABELS
             for split, ids in idx.items():
-                rows = []
+                rows = []  # of this split
                 for i in ids:
                     text, label = examples[i]
                     tokens = (text.lower() if dcfg.lowercase else text).split()
@@ -209,13 +210,16 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
         self, cfg: ExperimentConfig, data: TreeSentimentData, epoch: int
     ) -> Iterator[Any]:
         examples = data.splits["train"]
-        order = list(range(len(examples)))
-        random.Random(cfg.trainer.seed * 100_003 + epoch).shuffle(order)
         collate = self.collate(cfg)
-        size = cfg.trainer.batch_size
-        for start in range(0, len(order), size):
-            chosen = [examples[i] for i in order[start : start + size]]
-            yield collate(chosen).to(cfg.trainer.device)
+        # sentences of similar length together: fewer levels (and greedy merge steps) per
+        # batch; batches in random order
+        for chosen in bucket_batches(
+            [len(e.ids) for e in examples],
+            cfg.trainer.batch_size,
+            shuffle=True,
+            seed=cfg.trainer.seed * 100_003 + epoch,
+        ):
+            yield collate([examples[i] for i in chosen]).to(cfg.trainer.device)
 
     # ---------------------------------------------------------------- use
 
@@ -248,7 +252,9 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
         metrics = {f"{split}_loss": loss_sum / max(loss_n, 1)}
         for key in ("root_fine", "all_fine", "root_binary", "all_binary"):
             if counts[f"{key}_n"] and (fine or "fine" not in key):
-                metrics[f"{split}_{key}_acc"] = 100.0 * counts[f"{key}_correct"] / counts[f"{key}_n"]
+                metrics[f"{split}_{key}_acc"] = (
+                    100.0 * counts[f"{key}_correct"] / counts[f"{key}_n"]
+                )
         has_phrases = counts["all_binary_n"] > counts["root_binary_n"]
         if not has_phrases:  # a model that predicts at the root only (the RAE)
             metrics.pop(f"{split}_all_binary_acc", None)
