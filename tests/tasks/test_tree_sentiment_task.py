@@ -148,3 +148,19 @@ def test_node_counts_root_and_phrases_fine_and_binary():
 def test_relabel_binary():
     tree = relabel(parse_tree("(3 (2 a) (1 (0 b) (4 c)))"), "binary")
     assert [p.label for p in tree.phrases()] == [1, IGNORE, 0, 0, 1]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_configs_load_and_real_sst_binary_splits(shared_data: Path, tmp_path: Path):
+    from seqlab.loader import load_config
+
+    for name, model in (("sst_rntn", "rntn"), ("sst_treelstm", "treelstm"), ("mr_rae", "rae")):
+        cfg = load_config(REPO / "configs" / f"{name}.yaml")
+        assert cfg.task == "tree_sentiment" and cfg.model.name == model
+    cfg = load_config(REPO / "configs" / "sst_rntn.yaml", ["data.labels=binary"])
+    data = TreeSentimentTask().setup(cfg, tmp_path, train=True)
+    # SST-2 sentence counts: sentences with a neutral root are left out
+    assert [len(data.splits[s]) for s in ("train", "val", "test")] == [6920, 872, 1821]
+    assert data.labels == ["negative", "positive"]
