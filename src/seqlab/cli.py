@@ -160,15 +160,20 @@ def predict(
     analogy: tuple[str, str, str] | None = typer.Option(
         None, "--analogy", help="Word vectors: A B C -> the words nearest A - B + C."
     ),
+    story: str | None = typer.Option(
+        None, "--story", help="bAbI QA: a story file (bAbI format); answers its questions."
+    ),
     device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
-    """Predict for each input line (labels, tags...) and print one output line each."""
+    """Predict for each input line (labels, tags...) and print one output line each
+    (bAbI QA: one line per question of the story)."""
     from seqlab.evaluation import predict_lines
 
     count = 0
     queries = [" ".join(analogy)] if analogy else None
+    source = story if story is not None else source
     for line in predict_lines(run_dir, source, queries, device=device):
         sys.stdout.write(line + "\n")
         count += 1
@@ -233,6 +238,9 @@ def plot(
     text: str | None = typer.Option(
         None, "--text", help="tree: the sentence (RAE) or bracketed tree (tree models) to draw."
     ),
+    story: str | None = typer.Option(
+        None, "--story", help="memory: a bAbI story file; its last question is drawn."
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -241,7 +249,7 @@ def plot(
     from seqlab.plots import make_plot
 
     word_list = [w for item in words for w in item.split(",") if w] if words else None
-    path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh, text=text)
+    path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh, text=text, story=story)
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)
 

@@ -48,16 +48,17 @@ class OptimConfig:
     """L2 penalty (lambda/2 * ||w||^2 added to the loss; weight decay for AdamW)."""
     l1: float = 0.0
     """L1 penalty (lambda * ||w||_1 added to the loss)."""
-    schedule: Literal["constant", "step", "epoch_decay", "plateau", "warmup", "noam", "cosine"] = (
-        "constant"
-    )
+    schedule: Literal[
+        "constant", "step", "epoch_decay", "plateau", "warmup", "noam", "cosine", "piecewise"
+    ] = "constant"
     """``step``: lr *= gamma every step_size epochs; ``epoch_decay``: lr *= gamma each epoch
     after ``decay_start`` epochs (Zaremba et al.); ``plateau``: lr *= gamma when the
     validation metric has not improved for ``patience`` evaluations; ``warmup``: linear
     warmup over ``warmup_steps`` steps, then constant; ``noam``: linear warmup, then decay
     with the inverse square root of the step, peaking at ``lr`` (Vaswani et al. 2017);
     ``cosine``: linear warmup, then cosine decay to ``min_lr`` at ``total_steps``. The
-    formulas are in ``seqlab.train.schedules``."""
+    formulas are in ``seqlab.train.schedules``; ``piecewise``: the lr of epoch e (from 0)
+    is that of the last ``lr_epochs`` entry ``[start, lr]`` with start <= e."""
     gamma: float = 0.5
     step_size: int = 1
     decay_start: int = 0
@@ -67,6 +68,8 @@ class OptimConfig:
     total_steps: int | None = None
     """``cosine``: the optimizer step at which the lr reaches ``min_lr`` (None:
     ``trainer.max_steps``)."""
+    lr_epochs: tuple[tuple[int, float], ...] = ()
+    """``piecewise``: ``[[0, lr0], [e1, lr1], ...]``, first start 0, starts increasing."""
 
     def validate(self) -> None:
         """Reject the values torch's optimizers and schedules would refuse (or that diverge)."""
@@ -101,6 +104,15 @@ class OptimConfig:
                 "optim.nesterov needs optim.name: sgd and optim.momentum > 0 "
                 f"(got name {self.name}, momentum {self.momentum})"
             )
+        if self.schedule == "piecewise":
+            starts = [start for start, _ in self.lr_epochs]
+            if not starts or starts[0] != 0 or starts != sorted(set(starts)):
+                raise ConfigError(
+                    "optim.lr_epochs must start at epoch 0 with increasing epochs for the "
+                    f"piecewise schedule, got {[list(e) for e in self.lr_epochs]}"
+                )
+            if any(not lr > 0 for _, lr in self.lr_epochs):
+                raise ConfigError("optim.lr_epochs: every lr must be > 0")
 
 
 @dataclass(frozen=True)

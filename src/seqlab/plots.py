@@ -23,11 +23,14 @@ from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
 from seqlab.analysis.tree import plot_tree
 from seqlab.data.readers import Tree, parse_tree
+from seqlab.analysis.memory import plot_memory
+from seqlab.data.readers import parse_babi
 from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config
 from seqlab.tasks import TASKS
+from seqlab.tasks.babi_qa import BabiQATask, encode
 from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.word2vec import load_run_vectors
 from seqlab.train.trainer import seed_everything
@@ -144,12 +147,47 @@ def run_tree(run_dir: Path, out: Path, text: str | None = None) -> Path:
     return plot_tree(children, words, labels, data.labels, out, title=title)
 
 
+def run_memory(run_dir: Path, out: Path, story: str | None = None) -> Path:
+    """Attention over the memory sentences at each hop of a babi_qa run, for the last
+    question of ``--story FILE`` (bAbI format), else the run's first test question."""
+    cfg = load_run_config(run_dir)
+    task = TASKS.get(cfg.task)
+    if not isinstance(task, BabiQATask):
+        raise ConfigError(f"memory plots need a babi_qa run, {run_dir} is {cfg.task!r}")
+    model, data = task.load_trained(cfg, run_dir)
+    if story is not None:
+        path = Path(story)
+        if not path.is_file():
+            raise DataError(f"{path}: story file not found")
+        with open(path, encoding="utf-8") as handle:
+            numbered = ((n, line.rstrip("\n")) for n, line in enumerate(handle, 1))
+            examples = parse_babi(numbered, path, answers=False)
+        if not examples:
+            raise DataError(f"{path}: no question in the story")
+        example = examples[-1]
+        encoded = encode(example, data.vocab, data.memory_size, 0, path)
+    else:
+        example, encoded = data.examples["test"][0], data.splits["test"][0]
+    [(answer, attention)] = task.answer(cfg, model, data, [encoded])
+    kept = example.story[len(example.story) - attention.shape[1] :]
+    return plot_memory(
+        kept,
+        attention,
+        out,
+        question=example.question,
+        answer=answer,
+        gold=example.answer,
+        supporting=encoded.supporting,
+    )
+
+
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", run_curves)
 PLOTS.register("embeddings", run_embeddings)
 PLOTS.register("gradient-flow", run_gradient_flow)
 PLOTS.register("confusion", run_confusion)
 PLOTS.register("tree", run_tree)
+PLOTS.register("memory", run_memory)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

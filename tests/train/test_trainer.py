@@ -229,3 +229,17 @@ def test_python_built_optim_config_is_validated(tmp_path: Path) -> None:
     cfg = cfg.replace(optim=dataclasses.replace(cfg.optim, lr=-5.0))
     with pytest.raises(ConfigError, match=r"optim.lr must be > 0, got -5.0"):
         Trainer(Toy(), cfg, tmp_path, evaluate)
+
+
+def test_piecewise_schedule_sets_each_epochs_lr(tmp_path: Path) -> None:
+    optim = OptimConfig(
+        name="sgd", lr=0.5, schedule="piecewise", lr_epochs=((0, 0.5), (2, 1.0), (3, 0.25))
+    )
+    cfg = make_cfg(epochs=5).replace(optim=optim)
+    seed_everything(1)
+    trainer = Trainer(Toy(), cfg, tmp_path, evaluate)
+    trainer.fit(batches)
+    # the lr logged at each evaluation is the next epoch's (the schedule steps first)
+    assert [h["lr"] for h in trainer.state.history] == [0.5, 1.0, 0.25, 0.25, 0.25]
+    with pytest.raises(ConfigError, match="optim.lr_epochs must start at epoch 0"):
+        OptimConfig(schedule="piecewise", lr_epochs=((1, 0.1),)).validate()

@@ -9,6 +9,7 @@ Readers of files that can be large are generators. Every problem with a file is 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import gzip
 import os
 import random
@@ -338,6 +339,10 @@ class BabiExample:
     ``story`` holds the story's statements up to the question (earlier questions left
     out) and ``story_ids`` their line ids in the file; ``supporting`` are the line ids of
     the supporting facts, so ``supporting_index`` gives their positions in ``story``.
+    ``answer`` is kept whole: a list (task 8, ``apple,football``) or a path (task 19,
+    ``n,w``) is one answer, as the bAbI papers score it. ``line`` is the question's line
+    number in its file (for error messages); ``answer`` is empty for a question asked
+    without one (``seqlab predict``); ``story_number`` counts the file's stories from 0.
     """
 
     story: tuple[str, ...]
@@ -345,6 +350,8 @@ class BabiExample:
     question: str
     answer: str
     supporting: tuple[int, ...]
+    line: int = 0
+    story_number: int = 0
 
     @property
     def supporting_index(self) -> tuple[int, ...]:
@@ -354,30 +361,52 @@ class BabiExample:
 def read_babi(path: PathLike) -> list[BabiExample]:
     """Read a bAbI task file: ``ID statement`` lines and
     ``ID question<TAB>answer<TAB>supporting ids`` lines; an ID of 1 starts a new story.
-    Returns one ``BabiExample`` per question.
+    Returns one ``BabiExample`` per question. A question before any statement of its
+    story, a supporting id that is not a statement of the story, and a file without
+    questions are DataErrors naming the file (and line).
     """
+    examples = parse_babi(_numbered_lines(path, "utf-8"), path)
+    if not examples:
+        raise DataError(f"{path}: no bAbI questions (empty task file)")
+    return examples
+
+
+def parse_babi(
+    lines: Iterable[tuple[int, str]], path: PathLike, *, answers: bool = True
+) -> list[BabiExample]:
+    """Parse numbered bAbI lines (see :func:`read_babi`). With ``answers=False`` (stories
+    given to ``seqlab predict``) a question is a line with a TAB or ending in ``?``, and
+    its answer and supporting ids may be left out."""
     examples: list[BabiExample] = []
     story: list[tuple[int, str]] = []
-    for number, line in _numbered_lines(path, "utf-8"):
+    stories = 0
+    for number, line in lines:
         if not line.strip():
             continue
-        line_id, _, text = line.partition(" ")
+        line_id, _, text = line.strip().partition(" ")
         if not line_id.isdigit() or not text.strip():
             raise DataError(f"{where(path, number)}: expected 'ID text', got {line!r}")
         if int(line_id) == 1:
             story = []
-        if "\t" not in text:
+            stories += 1
+        is_question = "\t" in text or (not answers and text.rstrip().endswith("?"))
+        if not is_question:
             story.append((int(line_id), text.strip()))
             continue
-        examples.append(_babi_question(text, story, path, number))
+        if not story:
+            raise DataError(f"{where(path, number)}: a question before any statement of its story")
+        question = _babi_question(text, story, path, number, answers)
+        examples.append(dataclasses.replace(question, story_number=stories - 1))
     return examples
 
 
 def _babi_question(
-    text: str, story: list[tuple[int, str]], path: PathLike, number: int
+    text: str, story: list[tuple[int, str]], path: PathLike, number: int, answers: bool
 ) -> BabiExample:
     fields = text.split("\t")
-    if len(fields) != 3 or not fields[1].strip():
+    if not answers:
+        fields = (fields + ["", ""])[:3]
+    if len(fields) != 3 or (answers and not fields[1].strip()):
         raise DataError(
             f"{where(path, number)}: expected 'ID question<TAB>answer<TAB>supporting ids'"
         )
@@ -391,14 +420,27 @@ def _babi_question(
         ) from None
     missing = [i for i in supporting if i not in story_ids]
     if missing:
-        raise DataError(f"{where(path, number)}: supporting ids {missing} are not story lines")
+        raise DataError(
+            f"{where(path, number)}: supporting ids {missing} are not statements of the story "
+            f"(it has ids {story_ids[0]}-{story_ids[-1]})"
+        )
     return BabiExample(
         story=tuple(s for _, s in story),
         story_ids=story_ids,
         question=question.strip(),
         answer=answer.strip(),
         supporting=supporting,
+        line=number,
     )
+
+
+_BABI_WORD = re.compile(r"[\w']+")
+
+
+def babi_tokens(text: str) -> list[str]:
+    """Lower-cased words of a bAbI sentence or question, punctuation dropped:
+    ``"Where is Mary?"`` -> ``["where", "is", "mary"]``."""
+    return _BABI_WORD.findall(text.lower())
 
 
 # --------------------------------------------------------------------------- trees

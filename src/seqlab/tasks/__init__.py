@@ -6,6 +6,7 @@ from typing import Any
 
 from seqlab.registry import Registry
 from seqlab.tasks.autoencoder import AutoencoderTask
+from seqlab.tasks.babi_qa import BabiQATask
 from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import BowClassifyTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
@@ -26,5 +27,6 @@ TASKS.register("tagging", TaggingTask())
 TASKS.register("classify", SentenceClassifyTask())
 TASKS.register("ae_bow", AutoencoderTask())
 TASKS.register("tree_sentiment", TreeSentimentTask())
+TASKS.register("babi_qa", BabiQATask())
 
 __all__ = ["TASKS", "Task"]

@@ -138,6 +138,13 @@ class TrainedTask(Task[DataT]):
     def train_batches(self, cfg: ExperimentConfig, data: DataT, epoch: int) -> Iterable[Any]:
         """The training batches of ``epoch``, the same every time for the same epoch."""
 
+    def evaluate_in_training(
+        self, cfg: ExperimentConfig, model: nn.Module, data: DataT
+    ) -> dict[str, float]:
+        """The evaluation the trainer runs (validation); a task whose training reacts to it
+        (linear start of memory networks) adds that here."""
+        return self.evaluate(cfg, model, data, "val")
+
     def fit(
         self,
         cfg: ExperimentConfig,
@@ -156,7 +163,7 @@ class TrainedTask(Task[DataT]):
             model,
             cfg,
             run_dir,
-            evaluate=lambda m: self.evaluate(cfg, m, data, "val"),
+            evaluate=lambda m: self.evaluate_in_training(cfg, m, data),
             console=console,
             final_metrics=lambda m: self.final_metrics(cfg, m, data, "val"),
         )

@@ -12,6 +12,10 @@ configured peak ``optim.lr``, W ``optim.warmup_steps`` and T ``optim.total_steps
              lr_s = min_lr + (lr - min_lr) * (1 + cos(pi * (s - W) / (T - W))) / 2
                                                                        for W < s <= T
              lr_s = min_lr                                             after T
+
+The epoch schedule ``piecewise`` gives the lr of epoch e (from 0) as the lr of the last
+``optim.lr_epochs`` entry ``[start, lr]`` with start <= e (the MemN2N recipe: linear start
+at 0.005, then 0.01 halved every 15 epochs).
 """
 
 from __future__ import annotations
@@ -104,6 +108,16 @@ def _cosine(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_steps: int |
     return lr_scheduler.LambdaLR(optimizer, lambda k: cosine_factor(k + 1, warm, total, floor))
 
 
+def _piecewise(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_steps: int | None) -> Any:
+    table = sorted(cfg.lr_epochs)
+    base = cfg.lr
+
+    def factor(epoch: int) -> float:
+        return float([lr for start, lr in table if start <= epoch][-1]) / base
+
+    return lr_scheduler.LambdaLR(optimizer, factor)
+
+
 SCHEDULES: Registry[ScheduleSpec] = Registry("schedule")
 SCHEDULES.register("constant", ScheduleSpec(_constant, "never"))
 SCHEDULES.register("step", ScheduleSpec(_step, "epoch"))
@@ -112,6 +126,7 @@ SCHEDULES.register("plateau", ScheduleSpec(_plateau, "eval"))
 SCHEDULES.register("warmup", ScheduleSpec(_warmup, "step"))
 SCHEDULES.register("noam", ScheduleSpec(_noam, "step"))
 SCHEDULES.register("cosine", ScheduleSpec(_cosine, "step"))
+SCHEDULES.register("piecewise", ScheduleSpec(_piecewise, "epoch"))
 
 
 class Schedule:
