@@ -172,7 +172,7 @@ def test_configs_load_with_the_papers_recipe(
 ) -> None:
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert (cfg.data.size, cfg.model.embedding_size, cfg.model.hops) == (size, dim, 3)
-    assert (cfg.model.encoding, cfg.model.random_noise) == ("position", 0.1)
+    assert (cfg.model.encoding, cfg.model.random_noise) == ("position_code", 0.1)
     assert cfg.model.empty_slots  # chosen on validation (1k joint)
     assert cfg.model.linear_start_epochs == ls and cfg.trainer.epochs == epochs
     # lr 0.005 during linear start, then 0.01 (x32: the paper's cost is summed over a batch)
