@@ -21,10 +21,9 @@ from seqlab.analysis.confusion import plot_confusion
 from seqlab.analysis.curves import plot_curves
 from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
-from seqlab.analysis.tree import plot_tree
-from seqlab.data.readers import Tree, parse_tree
 from seqlab.analysis.memory import plot_memory
-from seqlab.data.readers import parse_babi
+from seqlab.analysis.tree import plot_tree
+from seqlab.data.readers import Tree, parse_babi, parse_tree
 from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
