@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from seqlab.cli import app
+from seqlab.data import sources
 from seqlab.data.readers import read_babi
 from seqlab.errors import ConfigError
 from seqlab.evaluation import LoadedRun
@@ -65,6 +66,8 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "data"
     write_tasks(root)
     monkeypatch.setenv("SEQLAB_DATA", str(root))
+    # only this root: a checkout beside ../shared/data would otherwise find the real files
+    monkeypatch.setattr(sources, "search_roots", lambda: [root.resolve()])
     return root
 
 
