@@ -96,3 +96,10 @@ def test_resume_and_force_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="exclude each other"):
         train(cfg, run_dir, resume=True, force=True)
     assert RunDir(run_dir).metrics.read_text() == before
+
+
+def test_a_run_without_its_label_names_is_named(tmp_path: Path) -> None:
+    run_dir = bow_run(tmp_path)
+    RunDir(run_dir).labels.unlink()
+    with pytest.raises(RunDirError, match="labels.json: missing; is this a bow_classify run dir"):
+        LoadedRun.load(run_dir)

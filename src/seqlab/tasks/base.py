@@ -25,7 +25,7 @@ from torch import nn
 
 from seqlab.config import ExperimentConfig
 from seqlab.contract import ModelSpec
-from seqlab.errors import ConfigError
+from seqlab.errors import ConfigError, RunDirError
 from seqlab.io import atomic_write_text
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
@@ -203,3 +203,17 @@ class FittedTask(Task[DataT]):
     def log_fit(run_dir: Path, step: int, epoch: int, metrics: dict[str, float]) -> None:
         record = {"step": step, "epoch": epoch, **metrics}
         atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")
+
+
+def save_labels(run_dir: Path, labels: list[str]) -> None:
+    """A classifier's class names, in label-id order, into the run dir."""
+    atomic_write_text(RunDir(run_dir).labels, json.dumps(labels))
+
+
+def load_labels(run_dir: Path, task: str) -> list[str]:
+    """The class names a ``task`` run saved; a clear RunDirError when they are missing."""
+    path = RunDir(run_dir).labels
+    if not path.is_file():
+        raise RunDirError(f"{path}: missing; is this a {task} run dir?")
+    labels: list[str] = json.loads(path.read_text(encoding="utf-8"))
+    return labels

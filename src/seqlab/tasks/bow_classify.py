@@ -9,7 +9,6 @@ split once into train / val / test by ``data.val_fraction`` and ``data.test_frac
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ from seqlab.data.sources import resolve
 from seqlab.data.tokenize import build_tokenizer
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
-from seqlab.io import atomic_write_text
 from seqlab.models.bow import (
     Adaline,
     AdalineConfig,
@@ -41,7 +39,7 @@ from seqlab.models.bow import (
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, load_labels, save_labels
 from seqlab.train.device import module_device
 
 
@@ -151,10 +149,10 @@ class BowClassifyTask(TrainedTask[BowData]):
             )
             label_names = sorted(set(labels))
             vocab.save(RunDir(run_dir).vocab)
-            _save_labels(RunDir(run_dir).labels, label_names)
+            save_labels(run_dir, label_names)
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)
-            label_names = _load_labels(RunDir(run_dir).labels)
+            label_names = load_labels(run_dir, self.name)
         label_index = {name: i for i, name in enumerate(label_names)}
         unknown = sorted(set(labels) - set(label_index))
         if unknown:
@@ -177,7 +175,7 @@ class BowClassifyTask(TrainedTask[BowData]):
         other = dataclasses.replace(dcfg, dataset=data_path, encoding="utf-8")
         texts, labels, skipped = load_examples(other)
         vocab = Vocab.load(RunDir(run_dir).vocab)
-        label_names = _load_labels(RunDir(run_dir).labels)
+        label_names = load_labels(run_dir, self.name)
         unknown = sorted(set(labels) - set(label_names))
         if unknown:
             raise DataError(
@@ -260,18 +258,3 @@ def make_batch(seqs: Sequence[Sequence[int]], labels: Sequence[int], features: s
         weights=torch.tensor(weights, dtype=torch.float32),
         labels=torch.tensor(labels, dtype=torch.long),
     )
-
-
-def _save_labels(path: Path, labels: list[str]) -> None:
-    atomic_write_text(path, json.dumps(labels))
-
-
-def _load_labels(path: Path) -> list[str]:
-    import json
-
-    from seqlab.errors import RunDirError
-
-    if not path.is_file():
-        raise RunDirError(f"{path}: missing; is this a bow_classify run dir?")
-    result: list[str] = json.loads(path.read_text(encoding="utf-8"))
-    return result

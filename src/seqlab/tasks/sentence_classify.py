@@ -31,7 +31,7 @@ from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_bat
 from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
-from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.errors import ConfigError, DataError
 from seqlab.io import atomic_write_text
 from seqlab.models.classifier import (
     ClassifyBatch,
@@ -43,7 +43,7 @@ from seqlab.models.classifier import (
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, load_labels, save_labels
 from seqlab.tasks.bow_classify import split_indices
 from seqlab.train.device import module_device
 
@@ -209,10 +209,10 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             counts = Counter(w for t in splits["train"][0] for w in t)
             vocab = Vocab.from_counter(counts, min_count=dcfg.min_count)
             vocab.save(RunDir(run_dir).vocab)
-            atomic_write_text(RunDir(run_dir).labels, json.dumps(label_names))
+            save_labels(run_dir, label_names)
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)
-            label_names = _load_labels(run_dir)
+            label_names = load_labels(run_dir, self.name)
         atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
@@ -305,11 +305,3 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 probs = F.softmax(model.logits(batch), dim=-1)[0]  # type: ignore[operator]
             label = int(probs.argmax())
             yield f"{data.labels[label]}\t{float(probs[label]):.4f}\t{text}"
-
-
-def _load_labels(run_dir: Path) -> list[str]:
-    path = RunDir(run_dir).labels
-    if not path.is_file():
-        raise RunDirError(f"{path}: missing; is this a classify run dir?")
-    labels: list[str] = json.loads(path.read_text(encoding="utf-8"))
-    return labels

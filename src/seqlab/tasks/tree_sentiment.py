@@ -36,7 +36,7 @@ from seqlab.data.batching import bucket_batches
 from seqlab.data.readers import Tree, parse_tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
-from seqlab.errors import ConfigError, RunDirError
+from seqlab.errors import ConfigError
 from seqlab.io import atomic_write_text
 from seqlab.models.rae import RAEConfig, RAESentimentModel, collate_sentences
 from seqlab.models.tree import (
@@ -50,7 +50,7 @@ from seqlab.models.tree import (
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, load_labels, save_labels
 from seqlab.tasks.bow_classify import split_indices
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -177,10 +177,10 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
             counts = Counter(w for tokens, _, _ in raw["train"] for w in tokens)
             vocab = Vocab.from_counter(counts, min_count=dcfg.min_count)
             vocab.save(RunDir(run_dir).vocab)
-            atomic_write_text(RunDir(run_dir).labels, json.dumps(label_names))
+            save_labels(run_dir, label_names)
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)
-            label_names = _load_labels(run_dir)
+            label_names = load_labels(run_dir, self.name)
         atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         splits = {
             split: [self.example(vocab, tokens, tree, label) for tokens, tree, label in rows]
@@ -319,11 +319,3 @@ def _count(counts: Counter[str], scheme: str, hit: Tensor, mask: Tensor, is_root
     for where_, region in (("all", mask), ("root", mask & is_root)):
         counts[f"{where_}_{scheme}_n"] += int(region.sum())
         counts[f"{where_}_{scheme}_correct"] += int((hit & region).sum())
-
-
-def _load_labels(run_dir: Path) -> list[str]:
-    path = RunDir(run_dir).labels
-    if not path.is_file():
-        raise RunDirError(f"{path}: missing; is this a tree_sentiment run dir?")
-    labels: list[str] = json.loads(path.read_text(encoding="utf-8"))
-    return labels
