@@ -122,6 +122,11 @@ def test_train_eval_predict_plot(tmp_path: Path, data_root: Path) -> None:
     assert all(i in ("1", "2") for i in attended.split())  # a statement id per hop
     assert len(attended.split()) == 3
 
+    bad = tmp_path / "bad_story.txt"
+    bad.write_text("1 Where is Mary?\n")
+    result = runner.invoke(app, ["predict", str(run), "--story", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:1: a question before any statement" in result.output
     result = runner.invoke(app, ["plot", str(run), "--kind", "memory", "--story", str(story)])
     assert result.exit_code == 0, result.output
     assert (run / "memory.png").stat().st_size > 1000

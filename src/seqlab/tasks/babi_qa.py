@@ -390,11 +390,12 @@ class BabiQATask(TrainedTask[BabiData]):
         TAB or ending in ``?``): ``question<TAB>answer<TAB>id of the most attended statement
         at each hop``."""
         dcfg: BabiDataConfig = cfg.data
+        source = str(getattr(lines, "name", "<story>"))  # the file's name when given a file
         numbered = ((n, line.rstrip("\n")) for n, line in enumerate(lines, 1))
-        examples = parse_babi(numbered, "<story>", answers=False)
+        examples = parse_babi(numbered, source, answers=False)
         if not examples:
-            raise DataError("<story>: no questions (lines 'ID question?' after statements)")
-        encoded = [encode(e, data.vocab, dcfg.memory_size, 0, "<story>") for e in examples]
+            raise DataError(f"{source}: no questions (lines 'ID question?' after statements)")
+        encoded = [encode(e, data.vocab, dcfg.memory_size, 0, source) for e in examples]
         for example, (answer, attention) in zip(
             examples, self.answer(cfg, model, data, encoded), strict=True
         ):
