@@ -4,7 +4,8 @@ Every task model is an ``nn.Module`` with ``loss(batch) -> LossOutput`` and
 ``predict(batch)``; its registry entry is a :class:`ModelSpec` (config class, build
 function, batch collation), so a task never branches on the model type. Batches move to
 the model's device through one function, :func:`move_to`. Autoregressive models follow
-:class:`Decodable`, which ``seqlab.decode`` drives.
+:class:`Decodable` (or, conditioned on an encoder memory, :class:`StepDecodable`),
+which ``seqlab.decode`` drives.
 
 This module is the bottom of the model stack: it imports nothing of seqlab.
 """
@@ -51,6 +52,24 @@ class Decodable(Protocol):
     def start(self, prompt: Tensor) -> tuple[Tensor, Any]: ...
 
     def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
+
+    def select_state(self, state: Any, index: Tensor) -> Any: ...
+
+
+class StepDecodable(Protocol):
+    """A decoder conditioned on an encoder memory that ``seqlab.decode``'s batched
+    greedy, sampling and beam search can drive (an encoder-decoder, a captioner).
+
+    step(tokens, state, memory, mask) (B,) ids -> (logits (B, V), state, weights (B, S) | None)
+    select_state(state, idx)          keep/reorder batch rows of the state by index (K,)
+
+    ``memory`` (B, S, M) and ``mask`` (B, S) bool (True at real positions) are what the
+    encoder produced; either may be None for a decoder that reads no memory.
+    """
+
+    def step(
+        self, tokens: Tensor, state: Any, memory: Tensor | None, mask: Tensor | None
+    ) -> tuple[Tensor, Any, Tensor | None]: ...
 
     def select_state(self, state: Any, index: Tensor) -> Any: ...
 
