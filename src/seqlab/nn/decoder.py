@@ -22,11 +22,13 @@ shown; ``RNN`` is a stacked GRU/LSTM/Elman :class:`~seqlab.nn.recurrent.Recurren
 
     logits_t = W_s dropout(o_t) + b_s                           (B, V)
 
-``attend`` is any module with the call of :class:`seqlab.nn.attention.Attention`:
-``attention(query (B, Q, H), keys (B, S, M), values=None, mask=(B, S) bool) ->
-(context (B, Q, M), weights (B, Q, S))``, ``mask`` True at real source positions, so the
-weights are zero over padding. The decoder is given the module (built by the model from
-its config), so any score (additive, general, dot, ...) works unchanged.
+``attend`` is a :class:`seqlab.nn.attention.Attention` (or any module with its call):
+``attention(query (B, Q, H), keys (B, S, M), values=None, mask=(B, S) bool,
+projected_keys) -> (context (B, Q, M), weights (B, Q, S))``, ``mask`` True at real source
+positions, so the weights are zero over padding. The decoder is given the module (built by
+the model from its config), so any score (additive, general, dot, ...) works unchanged.
+What the score can compute once per source (``project_keys``) is computed in
+:meth:`RecurrentDecoder.initial_state` and carried in the state.
 
 Two ways to run it, with the same parameters and the same numbers:
 
@@ -46,7 +48,7 @@ Shapes: B batch, T target steps, S source positions, E embedding, H hidden, M me
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -59,7 +61,9 @@ Cell = Literal["gru", "lstm", "rnn_tanh", "rnn_relu"]
 
 
 class Attend(Protocol):
-    """The call of ``seqlab.nn.attention.Attention``."""
+    """What the decoder uses of ``seqlab.nn.attention.Attention``."""
+
+    def project_keys(self, keys: Tensor) -> Tensor | None: ...
 
     def __call__(
         self,
@@ -67,6 +71,7 @@ class Attend(Protocol):
         keys: Tensor,
         values: Tensor | None = None,
         mask: Tensor | None = None,
+        projected_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]: ...
 
 
@@ -77,6 +82,9 @@ class DecoderState(NamedTuple):
     """``h`` (L, B, H), or ``(h, c)`` for an LSTM."""
     feed: Tensor | None
     """``o_{t-1}`` (B, H) for input feeding; None without it."""
+    keys: Tensor | None = None
+    """What the attention score computes once per source (``project_keys``: ``U k`` of the
+    additive score, ``W k`` of the general one), (B, S, ·); None if nothing."""
 
 
 class RecurrentDecoder(nn.Module):
@@ -140,12 +148,16 @@ class RecurrentDecoder(nn.Module):
 
     # ----------------------------------------------------------------------- state
 
-    def initial_state(self, hidden: State) -> DecoderState:
+    def initial_state(self, hidden: State, memory: Tensor | None = None) -> DecoderState:
         """The state before the first step, from an initial hidden state (L, B, H) (or
-        ``(h, c)``), e.g. the encoder's final state bridged to the decoder's size."""
+        ``(h, c)``), e.g. the encoder's final state bridged to the decoder's size, and the
+        memory (B, S, M) the attention will read."""
         h = hidden[0] if isinstance(hidden, tuple) else hidden
         feed = h.new_zeros(h.size(1), self.hidden_size) if self.input_feeding else None
-        return DecoderState(hidden, feed)
+        keys = None
+        if self.attention is not None and memory is not None:
+            keys = cast(Attend, self.attention).project_keys(memory)
+        return DecoderState(hidden, feed, keys)
 
     def select_state(self, state: DecoderState, index: Tensor) -> DecoderState:
         """Keep / reorder the batch rows of ``state`` by ``index`` (K,)."""
@@ -155,7 +167,8 @@ class RecurrentDecoder(nn.Module):
         else:
             picked = hidden.index_select(1, index)
         feed = None if state.feed is None else state.feed.index_select(0, index)
-        return DecoderState(picked, feed)
+        keys = None if state.keys is None else state.keys.index_select(0, index)
+        return DecoderState(picked, feed, keys)
 
     # ----------------------------------------------------------------------- one step
 
@@ -171,7 +184,8 @@ class RecurrentDecoder(nn.Module):
         embedded = self.dropout(self.embedding(tokens))  # (B, E)
         weights: Tensor | None = None
         if self.style == "bahdanau":
-            context, weights = self._attend(_top(state.hidden).unsqueeze(1), memory, mask)
+            query = _top(state.hidden).unsqueeze(1)
+            context, weights = self._attend(query, memory, mask, state.keys)
             rnn_in = torch.cat([embedded, context[:, 0]], dim=-1)
             top, hidden = self._advance(rnn_in, state.hidden)
             assert self.combine is not None
@@ -184,24 +198,24 @@ class RecurrentDecoder(nn.Module):
             top, hidden = self._advance(rnn_in, state.hidden)
             out = top
             if self.style == "luong":
-                context, weights = self._attend(top.unsqueeze(1), memory, mask)
+                context, weights = self._attend(top.unsqueeze(1), memory, mask, state.keys)
                 assert self.combine is not None
                 out = torch.tanh(self.combine(torch.cat([context[:, 0], top], dim=-1)))
         logits = self.output(self.dropout(out))  # (B, V)
         feed = out if self.input_feeding else None
-        return logits, DecoderState(hidden, feed), None if weights is None else weights[:, 0]
+        new_state = DecoderState(hidden, feed, state.keys)
+        return logits, new_state, None if weights is None else weights[:, 0]
 
     def _advance(self, rnn_in: Tensor, hidden: State) -> tuple[Tensor, State]:
         output, hidden = self.rnn(rnn_in.unsqueeze(1), hidden)  # (B, 1, H)
         return output[:, 0], hidden
 
     def _attend(
-        self, query: Tensor, memory: Tensor | None, mask: Tensor | None
+        self, query: Tensor, memory: Tensor | None, mask: Tensor | None, keys: Tensor | None
     ) -> tuple[Tensor, Tensor]:
         if memory is None or self.attention is None:
             raise ValueError(f"decoder style {self.style!r} needs the encoder memory")
-        context, weights = self.attention(query, memory, None, mask)
-        return context, weights
+        return cast(Attend, self.attention)(query, memory, None, mask, keys)
 
     # ----------------------------------------------------------------------- teacher forcing
 
@@ -248,10 +262,10 @@ class RecurrentDecoder(nn.Module):
         weights: Tensor | None = None
         out = tops
         if self.style == "luong":
-            context, weights = self._attend(tops, memory, mask)  # (B, T, M), (B, T, S)
+            context, weights = self._attend(tops, memory, mask, state.keys)  # (B, T, M), (B, T, S)
             assert self.combine is not None
             out = torch.tanh(self.combine(torch.cat([context, tops], dim=-1)))
-        return self.output(self.dropout(out)), DecoderState(hidden, None), weights
+        return self.output(self.dropout(out)), DecoderState(hidden, None, state.keys), weights
 
     def _scheduled(self, gold: Tensor, previous_logits: Tensor, prob: float) -> Tensor:
         """Gold tokens (B,), each replaced with probability ``prob`` by a token drawn from
