@@ -413,6 +413,32 @@ def data_corpus(
     emit_json({"out": str(out), "sources": counts, "tokens": total}, as_json)
 
 
+# ------------------------------------------------------------------------------ export, serve
+
+
+@app.command("export")
+@user_errors
+def export_model(
+    run_dir: Path = typer.Argument(..., help="A trained run dir."),
+    fmt: str = typer.Option(..., "--format", help="onnx | torchscript | safetensors."),
+    out: Path | None = typer.Option(None, "--out", help="Folder (default RUN_DIR/export)."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Export the best model of a run (verified against PyTorch, atol 1e-4)."""
+    from seqlab.export.run import export_run
+
+    manifest = export_run(run_dir, fmt, out)
+    verified = manifest["verified"]
+    stdout.print(
+        f"wrote {manifest['path']} ({manifest['task']}/{manifest['model']}); "
+        f"max |exported - PyTorch| = {verified['max_abs_diff']:.2e} over "
+        f"{verified['batches']} batches of variable length",
+        highlight=False,
+    )
+    emit_json(manifest, as_json)
+
+
 def version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"seqlab {__version__}\n")

@@ -104,6 +104,18 @@ class RunDir:
         """Held (an OS file lock) while a process trains in this run dir."""
         return self.path / ".lock"
 
+    @property
+    def export_dir(self) -> Path:
+        """Where ``seqlab export`` writes by default: ``model.<format>``, ``model.json`` (the
+        manifest: inputs, outputs, verification) and copies of the vocabularies."""
+        return self.path / "export"
+
+    @property
+    def vocabularies(self) -> tuple[Path, ...]:
+        """Every vocabulary or label file a run may hold (those a client of an exported
+        model needs to turn text into ids and ids into labels)."""
+        return (self.vocab, self.labels, self.chars, self.tags, self.aux_tags)
+
     def tag_predictions(self, split: str) -> Path:
         """A tagger's gold and predicted tags on ``split`` (for the confusion plot)."""
         return self.path / f"tags_{split}.json"

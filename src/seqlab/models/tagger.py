@@ -179,18 +179,37 @@ class Tagger(nn.Module):
             ids = ids.masked_fill(drop & mask, self.unk_index)
         inputs = self.embedding(ids)  # (B, T, E)
         if self.chars is not None:
-            # only the real words, and each distinct spelling once: (U, C) with U <= N, the
-            # number of tokens in the batch; index_select's backward sums the gradients of
-            # repeated words, so values and gradients are those of running every token.
-            spellings, which = torch.unique(batch.chars[mask], dim=0, return_inverse=True)
-            lengths_n = batch.char_lengths[mask]  # (N,)
-            spelling_lengths = lengths_n.new_zeros(len(spellings)).scatter_(0, which, lengths_n)
-            feats = self.chars(spellings, spelling_lengths).index_select(0, which)  # (N, F)
-            grid = feats.new_zeros(*ids.shape, feats.shape[1])  # (B, T, F)
-            grid[mask] = feats
+            grid = self._char_grid(batch) if not torch.jit.is_tracing() else self._traced(batch)
             inputs = torch.cat([inputs, grid], dim=2)
         output, _ = self.rnn(self.dropout(inputs), lengths=lengths.cpu())  # (B, T, D·H)
         return self.dropout(output)
+
+    def _char_grid(self, batch: TaggerBatch) -> Tensor:
+        """Char features of every word (B, T, F), 0 at padding: only the real words, and
+        each distinct spelling once: (U, C) with U <= N, the number of tokens in the batch;
+        index_select's backward sums the gradients of repeated words, so values and
+        gradients are those of running every token."""
+        assert self.chars is not None
+        mask = batch.words.mask
+        spellings, which = torch.unique(batch.chars[mask], dim=0, return_inverse=True)
+        lengths_n = batch.char_lengths[mask]  # (N,)
+        spelling_lengths = lengths_n.new_zeros(len(spellings)).scatter_(0, which, lengths_n)
+        feats = self.chars(spellings, spelling_lengths).index_select(0, which)  # (N, F)
+        grid = feats.new_zeros(*mask.shape, feats.shape[1])  # (B, T, F)
+        grid[mask] = feats
+        return grid
+
+    def _traced(self, batch: TaggerBatch) -> Tensor:
+        """The same grid as :meth:`_char_grid` with shapes that follow the input (for
+        TorchScript / ONNX export): every slot (B T, C) runs, padded words with one
+        character step, and the padding rows are zeroed."""
+        assert self.chars is not None
+        mask = batch.words.mask
+        chars = batch.chars.flatten(0, 1)  # (B T, C)
+        lengths = batch.char_lengths.flatten().clamp(min=1)  # (B T,)
+        feats = self.chars(chars, lengths)  # (B T, F)
+        grid = feats.view(mask.shape[0], mask.shape[1], feats.shape[1])  # (B, T, F)
+        return grid * mask.unsqueeze(2).to(grid.dtype)
 
     def loss(self, batch: TaggerBatch) -> LossOutput:
         """Mean negative log-likelihood per token (tags of -1 are left out), plus

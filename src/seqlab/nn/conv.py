@@ -81,6 +81,10 @@ class MaskedConv1d(nn.Module):
         elif self.padding == "same":
             total = self.receptive_field - 1
             input = F.pad(input, (total // 2, total - total // 2))
+        elif torch.jit.is_tracing():
+            # a traced (exported) graph serves every length: always pad by the receptive
+            # field; the extra output steps fall outside the output mask
+            input = F.pad(input, (0, self.receptive_field - 1))
         elif steps < self.receptive_field:
             input = F.pad(input, (0, self.receptive_field - steps))
         if self.depthwise is not None:
