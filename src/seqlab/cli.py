@@ -439,6 +439,54 @@ def export_model(
     emit_json(manifest, as_json)
 
 
+@app.command()
+@user_errors
+def serve(
+    run_dir: Path = typer.Argument(..., help="A trained run dir."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind (other than loopback: needs --api-key)."
+    ),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="SEQLAB_API_KEY", help="Key every request must send (X-API-Key)."
+    ),
+    max_body_bytes: int = typer.Option(64 * 1024, "--max-body-bytes", help="Largest request body."),
+    max_text_chars: int = typer.Option(2000, "--max-text-chars", help="Longest text or prompt."),
+    max_tokens: int = typer.Option(256, "--max-tokens", help="Most tokens one /generate may ask."),
+    max_batch: int = typer.Option(32, "--max-batch", help="Requests run together at most."),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="Wait for a batch to fill."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
+    device: str | None = DeviceOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Serve a run over HTTP: its task's endpoint, /health, /info, OpenAPI and a playground."""
+    import torch
+    import uvicorn
+
+    from seqlab.evaluation import LoadedRun
+    from seqlab.serve.app import create_app
+    from seqlab.serve.settings import ServeSettings
+
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        api_key=api_key or None,
+        max_body_bytes=max_body_bytes,
+        max_text_chars=max_text_chars,
+        max_generate_tokens=max_tokens,
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+    )
+    settings.validate()  # before the run is loaded: a refused bind costs nothing
+    if threads > 0:
+        torch.set_num_threads(threads)
+    run = LoadedRun.load(run_dir, device=device)
+    service = create_app(run, settings)
+    shown = f"[{host}]" if ":" in host else host
+    stderr.print(f"serving {run_dir} ({run.cfg.task}) on http://{shown}:{port}/ (docs: /docs)")
+    uvicorn.run(service, host=host, port=port, log_level="warning")
+
+
 def version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"seqlab {__version__}\n")

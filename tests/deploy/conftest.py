@@ -1,10 +1,14 @@
 """Tiny trained runs shared by the export and service tests (each trains in a second or two),
-built once per module."""
+built once per session (the bAbI run once per module: it sets the data root meanwhile)."""
 
 from __future__ import annotations
 
 import random
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -156,31 +160,31 @@ def babi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield babi_run(tmp_path_factory.mktemp("babi_run"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lm_word(runs_root: Path) -> Path:
     """Word-level 2-layer LSTM language model."""
     return lm_run(runs_root, "word", "lstm", 2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lm_char(runs_root: Path) -> Path:
     """Character-level 1-layer GRU language model."""
     return lm_run(runs_root, "char", "gru", 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cnn(runs_root: Path) -> Path:
     return classify_run(
         runs_root, {"name": "cnn", "embedding_size": 16, "maps": 8, "widths": [1, 2, 3]}
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bilstm(runs_root: Path) -> Path:
     """A 2-layer BiLSTM classifier (packed by length) with attention pooling."""
     return classify_run(
@@ -197,13 +201,13 @@ def bilstm(runs_root: Path) -> Path:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tagger_crf(runs_root: Path) -> Path:
     """BiLSTM-CRF tagger with char-BiLSTM features."""
     return tagger_run(runs_root, "lstm", "crf")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tagger_cnn(runs_root: Path) -> Path:
     """BiLSTM softmax tagger with char-CNN features."""
     return tagger_run(runs_root, "cnn", "softmax")
@@ -213,3 +217,32 @@ def tagger_cnn(runs_root: Path) -> Path:
 def make_lm() -> Any:
     """:func:`lm_run`, for a test that needs a language model of its own."""
     return lm_run
+
+
+@contextmanager
+def live_server(service: Any) -> Iterator[str]:
+    """Run ``service`` with uvicorn on a free loopback port in a thread; yields its URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(service, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def serve_live() -> Any:
+    """:func:`live_server`, for tests that need a real HTTP server."""
+    return live_server

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seqlab.errors import RunDirError
@@ -117,7 +118,13 @@ def _shared_clone(tensors: dict[str, torch.Tensor]) -> None:
 def load_weights(path: Path, module: torch.nn.Module) -> None:
     if not path.is_file():
         raise RunDirError(f"{path}: no weights here; train first or check the run dir")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except SafetensorError as err:
+        raise RunDirError(
+            f"{path}: not a safetensors file ({err}); weights are read as safetensors only, "
+            "never unpickled"
+        ) from err
     try:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as err:

@@ -1,0 +1,224 @@
+"""``seqlab serve``: the task endpoints give the run's own answers; bad requests are 4xx
+with a message, never a 500; limits, API key and bind rule; micro-batching; a crafted
+pickle in a run dir is refused without running it."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from seqlab.cli import app as cli
+from seqlab.errors import ConfigError, RunDirError
+from seqlab.evaluation import LoadedRun, generate_text
+from seqlab.serve.app import create_app, strip_paths
+from seqlab.serve.endpoints import ENDPOINTS
+from seqlab.serve.settings import ServeSettings, check_bind
+from seqlab.train.checkpoint import load_checkpoint
+
+SENTENCES = ["great acting", "a dull tired mess", "funny and wise", "boring and stupid", "a joy"]
+
+
+@pytest.fixture(scope="module")
+def cnn_client(cnn: Path) -> Any:
+    with TestClient(create_app(LoadedRun.load(cnn), ServeSettings(max_text_chars=200))) as client:
+        yield client
+
+
+def details(response: httpx.Response) -> str:
+    body = response.json()["detail"]
+    return body if isinstance(body, str) else " | ".join(item["msg"] for item in body)
+
+
+def test_predict_gives_the_runs_labels_and_info_shows_no_paths(
+    cnn: Path, cnn_client: TestClient
+) -> None:
+    run = LoadedRun.load(cnn)
+    expected = [line.split("\t") for line in run.predict(SENTENCES)]
+    for text, (label, probability, _) in zip(SENTENCES, expected, strict=True):
+        answer = cnn_client.post("/predict", json={"text": text})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["label"] == label
+        assert body["probability"] == pytest.approx(float(probability), abs=1e-4)
+        assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert cnn_client.get("/health").json()["status"] == "ok"
+    info = cnn_client.get("/info")
+    assert info.status_code == 200
+    data = info.json()
+    assert data["task"] == "classify" and data["endpoint"] == "/predict"
+    assert data["vocab_size"] == len(run.data.vocab) and data["labels"] == ["neg", "pos"]
+    assert data["metrics"]["test_acc"] >= 0 and data["config"]["model"]["name"] == "cnn"
+    assert data["config"]["data"]["dataset"] == "reviews.tsv"  # the file name, no folder
+    assert str(cnn.parent) not in info.text and "/tmp" not in info.text
+    schema = cnn_client.get("/openapi.json").json()
+    assert {"/predict", "/health", "/info"} <= set(schema["paths"])
+    request = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert request["schema"]["$ref"].endswith("/TextRequest")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"text": ""}, 422, "at least 1 character"),
+        ({"text": "   "}, 422, "text is empty"),
+        ({"text": 5}, 422, "valid string"),
+        ({}, 422, "Field required"),
+        ({"text": "fine", "extra": 1}, 422, "Extra inputs"),
+        ({"text": "x" * 201}, 422, "the limit is 200"),
+        ([1, 2], 422, "valid dictionary"),
+        ({"text": "a\x00b"}, 422, "NUL"),
+    ],
+)
+def test_bad_requests_are_4xx_with_a_message(
+    cnn_client: TestClient, body: Any, status: int, message: str
+) -> None:
+    response = cnn_client.post("/predict", json=body)
+    assert response.status_code == status, response.text
+    assert message in details(response)
+
+
+def test_malformed_and_oversized_bodies(cnn_client: TestClient) -> None:
+    broken = cnn_client.post(
+        "/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and "JSON" in details(broken)
+    huge = cnn_client.post("/predict", json={"text": "word " * 20_000})
+    assert huge.status_code == 413 and "over 65536 bytes" in details(huge)
+    assert cnn_client.get("/predict").status_code == 405
+    assert cnn_client.post("/generate", json={"prompt": "a"}).status_code == 404
+
+
+def test_concurrent_requests_are_batched_and_answered_as_alone(cnn: Path, serve_live: Any) -> None:
+    run = LoadedRun.load(cnn)
+    service = create_app(run, ServeSettings(batch_wait_ms=50))
+    alone = {
+        text: TestClient(create_app(run)).post("/predict", json={"text": text}).json()
+        for text in SENTENCES
+    }
+    with serve_live(service) as url:
+        texts = SENTENCES * 4
+        with httpx.Client(base_url=url) as http, ThreadPoolExecutor(len(texts)) as pool:
+            results = list(pool.map(lambda t: http.post("/predict", json={"text": t}), texts))
+            health = http.get("/health").json()
+    assert all(r.status_code == 200 for r in results)
+    for text, result in zip(texts, results, strict=True):
+        assert result.json()["label"] == alone[text]["label"]
+        assert result.json()["probability"] == pytest.approx(alone[text]["probability"], abs=1e-5)
+    assert health["requests"] == len(texts)
+    assert health["batches"] < len(texts) and health["largest_batch"] > 1
+
+
+def test_api_key_and_bind_rule(cnn: Path) -> None:
+    service = create_app(LoadedRun.load(cnn), ServeSettings(host="0.0.0.0", api_key="s3cret"))
+    with TestClient(service) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/").status_code == 200  # the page itself holds nothing
+        for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer nope"}):
+            assert client.get("/info", headers=headers).status_code == 401
+            refused = client.post("/predict", json={"text": "a joy"}, headers=headers)
+            assert refused.status_code == 401 and "API key" in details(refused)
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/info", headers={"X-API-Key": "s3cret"}).status_code == 200
+        ok = client.post(
+            "/predict", json={"text": "a joy"}, headers={"Authorization": "Bearer s3cret"}
+        )
+        assert ok.status_code == 200
+    for host in ("0.0.0.0", "192.168.1.5", "::"):
+        with pytest.raises(ConfigError, match="--api-key"):
+            check_bind(host, None)
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.5"):
+        check_bind(host, None)
+    result = CliRunner().invoke(cli, ["serve", str(cnn), "--host", "0.0.0.0"], env={})
+    assert result.exit_code != 0 and "SEQLAB_API_KEY" in result.output
+
+
+def test_a_crafted_pickle_is_refused_without_running(cnn: Path, tmp_path: Path) -> None:
+    """A pickle whose loading runs code, planted as the weights and as the checkpoint."""
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return exec, (f"__import__('pathlib').Path({str(marker)!r}).write_text('ran')",)
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(cnn, run_dir, ignore=shutil.ignore_patterns("export"))
+    (run_dir / "best.safetensors").write_bytes(pickle.dumps(Payload()))
+    torch.save(Payload(), run_dir / "checkpoint.pt")
+    with pytest.raises(RunDirError, match="not a safetensors file"):
+        LoadedRun.load(run_dir)
+    with pytest.raises(RunDirError, match="checkpoint refused"):
+        load_checkpoint(run_dir / "checkpoint.pt")
+    result = CliRunner().invoke(cli, ["serve", str(run_dir)])
+    assert result.exit_code != 0 and "never unpickled" in result.output
+    assert not marker.exists()
+    # the payload is live: loaded the unsafe way, it does run
+    torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert marker.read_text() == "ran"
+
+
+def test_tag_endpoint(tagger_crf: Path) -> None:
+    run = LoadedRun.load(tagger_crf)
+    with TestClient(create_app(run)) as client:
+        sentences = ["the cat runs .", "dogs sleep", "a dog sleeps now"]
+        expected = run.task.tag_sentences(  # type: ignore[attr-defined]
+            run.cfg, run.model, run.data, [tuple(s.split()) for s in sentences]
+        )
+        for sentence, tags in zip(sentences, expected, strict=True):
+            body = client.post("/tag", json={"text": sentence}).json()
+            assert body == {"tokens": sentence.split(), "tags": tags}
+        assert client.post("/tag", json={"text": "\n\t "}).status_code == 422
+        assert client.get("/info").json()["labels"] == run.data.tags
+
+
+def test_generate_endpoint_and_caps(lm_word: Path, lm_char: Path) -> None:
+    settings = ServeSettings(max_generate_tokens=30)
+    with TestClient(create_app(LoadedRun.load(lm_word), settings)) as client:
+        request = {"prompt": "the cat", "max_tokens": 12, "temperature": 0.9, "seed": 3}
+        body = client.post("/generate", json=request).json()
+        expected = generate_text(lm_word, **request, top_k=0, top_p=1.0)
+        assert body["prompt"] + body["text"] == expected and body["tokens"] == 12
+        over = client.post("/generate", json={"prompt": "the", "max_tokens": 31})
+        assert over.status_code == 422 and "at most 30" in details(over)
+        for bad in ({"max_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"seed": "x"}):
+            assert client.post("/generate", json=bad).status_code == 422
+    with TestClient(create_app(LoadedRun.load(lm_char))) as client:
+        unknown = client.post("/generate", json={"prompt": "the Zebra"})
+        assert unknown.status_code == 422 and "'Zbr' are not in" in details(unknown)
+
+
+def test_answer_endpoint_with_attention(babi: Path) -> None:
+    run = LoadedRun.load(babi)
+    story = ["Mary went to the kitchen.", "John went to the garden.", "Mary went to the office."]
+    lines = [f"{i} {s}" for i, s in enumerate(story, 1)] + ["4 Where is Mary?"]
+    expected = next(run.predict(lines)).split("\t")
+    with TestClient(create_app(run)) as client:
+        body = client.post("/answer", json={"story": story, "question": "Where is Mary?"}).json()
+        assert body["answer"] == expected[1] and body["memories"] == story
+        assert len(body["attention"]) == 2 and all(len(hop) == 3 for hop in body["attention"])
+        assert all(sum(hop) == pytest.approx(1.0, abs=1e-5) for hop in body["attention"])
+        most = [str(1 + max(range(3), key=hop.__getitem__)) for hop in body["attention"]]
+        assert most == expected[2].split()
+        asked = client.post("/answer", json={"story": ["Where is John?"], "question": "Where?"})
+        assert asked.status_code == 422 and "is a question" in details(asked)
+        assert client.post("/answer", json={"story": [], "question": "Where?"}).status_code == 422
+        assert client.post("/answer", json={"story": ["..."], "question": "x"}).status_code == 422
+
+
+def test_endpoint_registry_and_path_stripping() -> None:
+    assert {"lm_rnn", "classify", "tagging", "babi_qa"} <= set(ENDPOINTS.names())
+    assert strip_paths({"a": "/x/y/z.txt", "b": ["C:\\d\\e.bin", 3], "c": "sst"}) == {
+        "a": "z.txt",
+        "b": ["e.bin", 3],
+        "c": "sst",
+    }
+    assert json.dumps(strip_paths({"vectors": "~/w2v.bin"})) == '{"vectors": "w2v.bin"}'
