@@ -10,7 +10,7 @@ else
 TORCH_SPEC := torch==2.13.0
 endif
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-browser bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -x --durations=10
+
+# The playground page in a real headless Chromium (Debian's chromium + chromium-driver,
+# installed here when missing); `make test` runs these too when the browser is there.
+test-browser: $(VENV)/.installed
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  echo "installing chromium + chromium-driver (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+	SEQLAB_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m browser tests/deploy/test_playground.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests

@@ -483,7 +483,7 @@ def serve(
     run = LoadedRun.load(run_dir, device=device)
     service = create_app(run, settings)
     shown = f"[{host}]" if ":" in host else host
-    stderr.print(f"serving {run_dir} ({run.cfg.task}) on http://{shown}:{port}/ (docs: /docs)")
+    sys.stderr.write(f"serving {run_dir} ({run.cfg.task}) on http://{shown}:{port}/ (API: /docs)\n")
     uvicorn.run(service, host=host, port=port, log_level="warning")
 
 

@@ -34,7 +34,11 @@ async function loadInfo() {
   }
   info = await response.json();
   $("key-row").hidden = !apiKey;
-  const metric = Object.entries(info.metrics).find(([k]) => k.startsWith("test_"));
+  // the test counterpart of the metric the run chose its weights by (val_acc -> test_acc)
+  const chosen = String(info.config.eval?.metric ?? "").replace(/^val_/, "test_");
+  const metric =
+    Object.entries(info.metrics).find(([k]) => k === chosen) ??
+    Object.entries(info.metrics).find(([k]) => k.startsWith("test_"));
   $("about").textContent =
     `${info.task} · ${info.model} · vocabulary ${info.vocab_size ?? "–"}` +
     (metric ? ` · ${metric[0]} ${Number(metric[1]).toFixed(2)}` : "") +

@@ -1,0 +1,156 @@
+"""The playground page in a real headless Chromium (selenium + Debian's chromium-driver):
+type a sentence or a story, press Run, read the label / tags / answer and its attention
+heatmap off the page. ``make test-browser`` installs the browser when it is missing; without
+one these tests are skipped with a message."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from seqlab.evaluation import LoadedRun
+from seqlab.serve.app import create_app
+from seqlab.serve.settings import ServeSettings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "playground.png"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None or DRIVER is None:
+        message = "no headless Chromium (chromium + chromedriver): `make test-browser` installs it"
+        if os.environ.get("SEQLAB_REQUIRE_BROWSER"):
+            pytest.fail(message)  # make test-browser: a missing browser is a failure
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,800",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(10)
+    yield driver
+    driver.quit()
+
+
+def run_page(browser: Any, url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url + "/")
+    WebDriverWait(browser, 10).until(ready.visibility_of_element_located((By.ID, "form")))
+
+
+def wait_for(browser: Any, element_id: str) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 10).until(
+        ready.visibility_of_element_located((By.ID, element_id))
+    )
+
+
+def test_classify_page_shows_the_label_the_api_gives(
+    browser: Any, cnn: Path, serve_live: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    service = create_app(LoadedRun.load(cnn))
+    expected = TestClient(service).post("/predict", json={"text": "boring and stupid"}).json()
+    with serve_live(service) as url:
+        run_page(browser, url)
+        assert "classify" in browser.find_element(By.ID, "about").text
+        box = browser.find_element(By.ID, "input")
+        box.clear()
+        box.send_keys("boring and stupid")
+        browser.find_element(By.ID, "run").click()
+        assert wait_for(browser, "label").text == expected["label"]
+        bars = browser.find_elements(By.CSS_SELECTOR, "#output .bar")
+        assert len(bars) == 2
+        box.clear()
+        browser.find_element(By.ID, "run").click()  # empty: the API's message, shown
+        assert "422" in wait_for(browser, "error").text
+
+
+def test_tagger_page_shows_a_tag_under_each_word(
+    browser: Any, tagger_crf: Path, serve_live: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    service = create_app(LoadedRun.load(tagger_crf))
+    expected = TestClient(service).post("/tag", json={"text": "the dog sleeps ."}).json()
+    with serve_live(service) as url:
+        run_page(browser, url)
+        box = browser.find_element(By.ID, "input")
+        box.clear()
+        box.send_keys("the dog sleeps .")
+        browser.find_element(By.ID, "run").click()
+        wait_for(browser, "tags")
+        tags = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#tags .tag")]
+        assert tags == expected["tags"]
+
+
+def test_babi_page_answers_with_an_attention_heatmap(
+    browser: Any, babi: Path, serve_live: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    service = create_app(LoadedRun.load(babi))
+    story = [
+        "Sandra went to the office.",
+        "Mary went to the garden.",
+        "Sandra went to the hallway.",
+    ]
+    expected = (
+        TestClient(service)
+        .post("/answer", json={"story": story, "question": "Where is Sandra?"})
+        .json()
+    )
+    with serve_live(service) as url:
+        run_page(browser, url)
+        area = browser.find_element(By.ID, "story")
+        area.clear()
+        area.send_keys("\n".join(story))
+        question = browser.find_element(By.ID, "input")
+        question.clear()
+        question.send_keys("Where is Sandra?")
+        browser.find_element(By.ID, "run").click()
+        assert wait_for(browser, "answer").text == expected["answer"]
+        rows = browser.find_elements(By.CSS_SELECTOR, "#heatmap tr")
+        assert len(rows) == 1 + len(expected["attention"])  # header + one row per hop
+        cells = rows[1].find_elements(By.TAG_NAME, "td")
+        assert [float(c.text) for c in cells] == pytest.approx(expected["attention"][0], abs=0.006)
+
+
+def test_page_asks_for_the_api_key(browser: Any, cnn: Path, serve_live: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    service = create_app(LoadedRun.load(cnn), ServeSettings(api_key="k3y"))
+    with serve_live(service) as url:
+        browser.get(url + "/")
+        wait_for(browser, "key-row")
+        browser.find_element(By.ID, "api-key").send_keys("k3y")
+        browser.find_element(By.ID, "key-save").click()
+        wait_for(browser, "form")
+        browser.find_element(By.ID, "run").click()
+        assert wait_for(browser, "label").text in ("pos", "neg")
+        browser.execute_script("sessionStorage.clear()")
