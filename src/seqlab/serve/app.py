@@ -204,6 +204,7 @@ def create_app(run: LoadedRun, settings: ServeSettings | None = None) -> FastAPI
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "A body that cannot be decoded (not UTF-8)"},
         401: {"model": Problem, "description": "Missing or wrong API key"},
         413: {"model": Problem, "description": "Request body too large"},
     }
@@ -231,7 +232,8 @@ def create_app(run: LoadedRun, settings: ServeSettings | None = None) -> FastAPI
         except SeqlabError as err:
             raise _invalid("body", str(err), body) from None
 
-    answer.__annotations__ = {"body": spec.request, "return": spec.response}
+    request_model = spec.request(settings)
+    answer.__annotations__ = {"body": request_model, "return": spec.response}
     app.post(
         spec.path,
         response_model=spec.response,

@@ -1,9 +1,10 @@
 """The task endpoints of the service: one :class:`EndpointSpec` per task, in ``ENDPOINTS``.
 
-A spec names the route, the request and response schemas (pydantic, so they are in the
-OpenAPI schema), a ``check`` of one request against the service's limits and the run's
-vocabulary (a failed check is a 422 naming the field), and ``run``, which answers a batch
-of checked requests with one model call where the task allows it. Serving a new task is
+A spec names the route, the request schema (built for the service's limits, so that the
+OpenAPI schema states them: lengths, the generation cap) and the response schema, a
+``check`` of one request against what the schema cannot say (the run's vocabulary; a
+failed check is a 422 naming the field), and ``run``, which answers a batch of checked
+requests with one model call where the task allows it. Serving a new task is
 one entry here (``/translate`` for translation is the next).
 """
 
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, Protocol, cast
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from torch.nn import functional as F
 
-from seqlab.data.readers import babi_tokens, parse_babi
+from seqlab.data.readers import parse_babi
 from seqlab.errors import SeqlabError
 from seqlab.evaluation import LoadedRun
 from seqlab.registry import Registry
@@ -43,15 +44,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _text(field: str, value: str, settings: ServeSettings, *, empty_ok: bool = False) -> None:
-    if not empty_ok and not value.strip():
-        raise InputError(field, f"{field} is empty")
-    if len(value) > settings.max_text_chars:
-        raise InputError(
-            field, f"{field} has {len(value)} characters; the limit is {settings.max_text_chars}"
-        )
-    if "\x00" in value:
-        raise InputError(field, f"{field} holds a NUL character")
+def _number(value: Any) -> Any:
+    """JSON numbers only: ``true`` or ``"5"`` are not taken for 1 or 5."""
+    if isinstance(value, bool | str):
+        raise ValueError("expected a number")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_number)]
+Number = Annotated[float, BeforeValidator(_number)]
+WORD = r"\w"
+"""Pattern of a text that must hold at least one word character."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class EndpointSpec:
 
     path: str
     summary: str
-    request: type[BaseModel]
+    request: Callable[[ServeSettings], type[BaseModel]]
     response: type[BaseModel]
     check: Callable[[LoadedRun, Any, ServeSettings], None]
     run: Callable[[LoadedRun, Sequence[Any]], list[Any]]
@@ -72,8 +75,22 @@ class EndpointSpec:
 # ----------------------------------------------------------------------------- /predict
 
 
-class TextRequest(Strict):
-    text: str = Field(min_length=1, description="A sentence; tokens are split on whitespace.")
+def _text_request(settings: ServeSettings) -> type[BaseModel]:
+    class TextRequest(Strict):
+        text: str = Field(
+            min_length=1,
+            max_length=settings.max_text_chars,
+            pattern=WORD,
+            description="A sentence; tokens are split on whitespace.",
+        )
+
+    return TextRequest
+
+
+class TextRequest(Protocol):
+    """What every ``_text_request`` model has (for the type checker)."""
+
+    text: str
 
 
 class Prediction(BaseModel):
@@ -82,8 +99,8 @@ class Prediction(BaseModel):
     probabilities: dict[str, float]
 
 
-def _check_text(run: LoadedRun, request: TextRequest, settings: ServeSettings) -> None:
-    _text("text", request.text, settings)
+def _schema_only(run: LoadedRun, request: Any, settings: ServeSettings) -> None:
+    """Nothing beyond the schema (lengths, at least one word) to check."""
 
 
 def _classify(run: LoadedRun, requests: Sequence[TextRequest]) -> list[Prediction]:
@@ -111,9 +128,9 @@ def _classify(run: LoadedRun, requests: Sequence[TextRequest]) -> list[Predictio
 PREDICT = EndpointSpec(
     path="/predict",
     summary="Classify a sentence: the label and every label's probability.",
-    request=TextRequest,
+    request=_text_request,
     response=Prediction,
-    check=_check_text,
+    check=_schema_only,
     run=_classify,
     kind="classify",
     example={"text": "a fine and moving film"},
@@ -139,9 +156,9 @@ def _tag(run: LoadedRun, requests: Sequence[TextRequest]) -> list[Tagged]:
 TAG = EndpointSpec(
     path="/tag",
     summary="Tag each whitespace token of a sentence.",
-    request=TextRequest,
+    request=_text_request,
     response=Tagged,
-    check=_check_text,
+    check=_schema_only,
     run=_tag,
     kind="tag",
     example={"text": "The dog runs ."},
@@ -151,13 +168,33 @@ TAG = EndpointSpec(
 # ----------------------------------------------------------------------------- /generate
 
 
-class GenerateRequest(Strict):
-    prompt: str = Field("", description="Text to continue; empty: start a new sentence.")
-    max_tokens: int = Field(50, ge=1, description="Tokens to generate (capped by the service).")
-    temperature: float = Field(0.8, ge=0.0, le=10.0, description="0: greedy.")
-    top_k: int = Field(0, ge=0, le=1_000_000, description="Sample from the k most likely (0: all).")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+class GenerateRequest(Protocol):
+    """What every ``_generate_request`` model has."""
+
+    prompt: str
+    max_tokens: int
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int
+
+
+def _generate_request(settings: ServeSettings) -> type[BaseModel]:
+    cap = settings.max_generate_tokens
+
+    class GenerateRequest(Strict):
+        prompt: str = Field(
+            "",
+            max_length=settings.max_text_chars,
+            description="Text to continue; empty: start a new sentence.",
+        )
+        max_tokens: Integer = Field(min(50, cap), ge=1, le=cap, description="Tokens to generate.")
+        temperature: Number = Field(0.8, ge=0.0, le=10.0, description="0: greedy.")
+        top_k: Integer = Field(0, ge=0, description="Sample from the k most likely (0: all).")
+        top_p: Number = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+        seed: Integer = Field(0, ge=0, le=2**63 - 1)
+
+    return GenerateRequest
 
 
 class Generation(BaseModel):
@@ -168,13 +205,6 @@ class Generation(BaseModel):
 
 
 def _check_generate(run: LoadedRun, request: GenerateRequest, settings: ServeSettings) -> None:
-    _text("prompt", request.prompt, settings, empty_ok=True)
-    if request.max_tokens > settings.max_generate_tokens:
-        raise InputError(
-            "max_tokens",
-            f"max_tokens is {request.max_tokens}; this service generates at most "
-            f"{settings.max_generate_tokens}",
-        )
     try:
         prompt_ids(run.data, request.prompt)
     except SeqlabError as err:
@@ -205,7 +235,7 @@ def _generate(run: LoadedRun, requests: Sequence[GenerateRequest]) -> list[Gener
 GENERATE = EndpointSpec(
     path="/generate",
     summary="Continue a prompt with the language model (sampling, seeded).",
-    request=GenerateRequest,
+    request=_generate_request,
     response=Generation,
     check=_check_generate,
     run=_generate,
@@ -217,9 +247,32 @@ GENERATE = EndpointSpec(
 # ----------------------------------------------------------------------------- /answer
 
 
-class StoryRequest(Strict):
-    story: list[str] = Field(min_length=1, description="The statements, oldest first.")
-    question: str = Field(min_length=1, description="A question about the story.")
+class StoryRequest(Protocol):
+    """What every ``_story_request`` model has."""
+
+    story: list[str]
+    question: str
+
+
+def _story_request(settings: ServeSettings) -> type[BaseModel]:
+    Statement = Annotated[
+        str, Field(min_length=1, max_length=settings.max_text_chars, pattern=WORD)
+    ]
+
+    class StoryRequest(Strict):
+        story: list[Statement] = Field(
+            min_length=1,
+            max_length=settings.max_story_sentences,
+            description="The statements, oldest first (a trailing '?' is dropped).",
+        )
+        question: str = Field(
+            min_length=1,
+            max_length=settings.max_text_chars,
+            pattern=WORD,
+            description="A question about the story.",
+        )
+
+    return StoryRequest
 
 
 class Answer(BaseModel):
@@ -230,22 +283,8 @@ class Answer(BaseModel):
     """(hops, memories): each hop's attention over ``memories``."""
 
 
-def _check_story(run: LoadedRun, request: StoryRequest, settings: ServeSettings) -> None:
-    if len(request.story) > settings.max_story_sentences:
-        raise InputError(
-            "story",
-            f"story has {len(request.story)} statements; the limit is "
-            f"{settings.max_story_sentences}",
-        )
-    for i, sentence in enumerate(request.story):
-        _text(f"story[{i}]", sentence, settings)
-        if sentence.rstrip().endswith("?") or "\t" in sentence:
-            raise InputError(f"story[{i}]", f"story[{i}] is a question, not a statement")
-        if not babi_tokens(sentence):
-            raise InputError(f"story[{i}]", f"story[{i}] has no words")
-    _text("question", request.question, settings)
-    if "\t" in request.question or not babi_tokens(request.question):
-        raise InputError("question", "question has no words (or holds a TAB)")
+def _statement(text: str) -> str:
+    return " ".join(text.split()).rstrip("?").strip() or "?"
 
 
 def _answer(run: LoadedRun, requests: Sequence[StoryRequest]) -> list[Answer]:
@@ -253,8 +292,9 @@ def _answer(run: LoadedRun, requests: Sequence[StoryRequest]) -> list[Answer]:
     memory_size = run.cfg.data.memory_size
     examples, encoded = [], []
     for r in requests:
-        lines = [f"{i} {s.strip()}" for i, s in enumerate(r.story, 1)]
-        lines.append(f"{len(lines) + 1} {r.question.strip().rstrip('?')}?")
+        # one line each: TABs and a trailing '?' would make a statement a question
+        lines = [f"{i} {_statement(s)}" for i, s in enumerate(r.story, 1)]
+        lines.append(f"{len(lines) + 1} {_statement(r.question)}?")
         (example,) = parse_babi(enumerate(lines, 1), "<request>", answers=False)
         examples.append(example)
         encoded.append(encode(example, run.data.vocab, memory_size, 0, "<request>"))
@@ -270,9 +310,9 @@ def _answer(run: LoadedRun, requests: Sequence[StoryRequest]) -> list[Answer]:
 ANSWER = EndpointSpec(
     path="/answer",
     summary="Answer a question about a story (bAbI), with each hop's attention.",
-    request=StoryRequest,
+    request=_story_request,
     response=Answer,
-    check=_check_story,
+    check=_schema_only,
     run=_answer,
     kind="answer",
     example={
