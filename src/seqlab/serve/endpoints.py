@@ -53,8 +53,13 @@ def _number(value: Any) -> Any:
 
 Integer = Annotated[int, BeforeValidator(_number)]
 Number = Annotated[float, BeforeValidator(_number)]
-WORD = r"\w"
-"""Pattern of a text that must hold at least one word character."""
+NOT_BLANK = r"[^ \t\n\r]"
+"""Pattern of a text that is not blank: at least one character besides ASCII spaces, TABs
+and newlines. (``\\w`` or ``\\S`` would mean different things in the JSON-Schema regex
+dialect clients use and in the validator's; an explicit class means the same in both.)"""
+GREEDY_BELOW = 1e-3
+"""Temperatures below this decode greedily (their limit; dividing the logits by a tinier
+one overflows)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def _text_request(settings: ServeSettings) -> type[BaseModel]:
         text: str = Field(
             min_length=1,
             max_length=settings.max_text_chars,
-            pattern=WORD,
+            pattern=NOT_BLANK,
             description="A sentence; tokens are split on whitespace.",
         )
 
@@ -189,10 +194,12 @@ def _generate_request(settings: ServeSettings) -> type[BaseModel]:
             description="Text to continue; empty: start a new sentence.",
         )
         max_tokens: Integer = Field(min(50, cap), ge=1, le=cap, description="Tokens to generate.")
-        temperature: Number = Field(0.8, ge=0.0, le=10.0, description="0: greedy.")
+        temperature: Number = Field(
+            0.8, ge=0.0, le=10.0, description=f"Below {GREEDY_BELOW}: greedy."
+        )
         top_k: Integer = Field(0, ge=0, description="Sample from the k most likely (0: all).")
         top_p: Number = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-        seed: Integer = Field(0, ge=0, le=2**63 - 1)
+        seed: Integer = Field(0, ge=0, le=2**31 - 1)
 
     return GenerateRequest
 
@@ -220,7 +227,7 @@ def _generate(run: LoadedRun, requests: Sequence[GenerateRequest]) -> list[Gener
                 run.generate(
                     prompt=r.prompt,
                     max_tokens=r.max_tokens,
-                    temperature=r.temperature,
+                    temperature=r.temperature if r.temperature >= GREEDY_BELOW else 0.0,
                     top_k=r.top_k,
                     top_p=r.top_p,
                     seed=r.seed,
@@ -256,7 +263,7 @@ class StoryRequest(Protocol):
 
 def _story_request(settings: ServeSettings) -> type[BaseModel]:
     Statement = Annotated[
-        str, Field(min_length=1, max_length=settings.max_text_chars, pattern=WORD)
+        str, Field(min_length=1, max_length=settings.max_text_chars, pattern=NOT_BLANK)
     ]
 
     class StoryRequest(Strict):
@@ -268,7 +275,7 @@ def _story_request(settings: ServeSettings) -> type[BaseModel]:
         question: str = Field(
             min_length=1,
             max_length=settings.max_text_chars,
-            pattern=WORD,
+            pattern=NOT_BLANK,
             description="A question about the story.",
         )
 
@@ -284,7 +291,7 @@ class Answer(BaseModel):
 
 
 def _statement(text: str) -> str:
-    return " ".join(text.split()).rstrip("?").strip() or "?"
+    return " ".join(text.split()).rstrip("?").strip() or "."
 
 
 def _answer(run: LoadedRun, requests: Sequence[StoryRequest]) -> list[Answer]:
