@@ -51,7 +51,9 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
         before = probs.cumsum(-1) - probs  # mass strictly before each token
-        drop_sorted = before >= top_p  # the first token is always kept
+        drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False  # the most likely token always stays (a top_p that
+        # rounds to 0 in the logits' dtype would otherwise drop every token)
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits

@@ -200,6 +200,9 @@ def test_generate_endpoint_and_caps(lm_word: Path, lm_char: Path) -> None:
             client.post("/generate", json=tiny).json()
             == client.post("/generate", json=greedy).json()
         )
+        # a top_p that rounds to 0 in float32 keeps the most likely token (was a 500)
+        nucleus = client.post("/generate", json=greedy | {"temperature": 1, "top_p": 5e-324})
+        assert nucleus.json()["text"] == client.post("/generate", json=greedy).json()["text"]
         schema = client.get("/openapi.json").json()["components"]["schemas"]["GenerateRequest"]
         assert schema["properties"]["max_tokens"]["maximum"] == 30  # the cap is in the schema
     with TestClient(create_app(LoadedRun.load(lm_char))) as client:
