@@ -240,3 +240,4 @@ def test_endpoint_registry_and_path_stripping() -> None:
         "c": "sst",
     }
     assert json.dumps(strip_paths({"vectors": "~/w2v.bin"})) == '{"vectors": "w2v.bin"}'
+    assert strip_paths(["https://arxiv.org/abs/1503.08895"]) == ["https://arxiv.org/abs/1503.08895"]

@@ -70,12 +70,14 @@ class Info(BaseModel):
 
 def strip_paths(value: Any) -> Any:
     """``value`` with every string that names a file-system location cut to its last part
-    (``/data/sst/train.txt`` -> ``train.txt``)."""
+    (``/data/sst/train.txt`` -> ``train.txt``); URLs (an anchor's source) stay whole."""
     if isinstance(value, dict):
         return {k: strip_paths(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [strip_paths(v) for v in value]
-    if isinstance(value, str) and ("/" in value or "\\" in value or value.startswith("~")):
+    if not isinstance(value, str) or "://" in value:  # numbers, URLs: as they are
+        return value
+    if "/" in value or "\\" in value or value.startswith("~"):
         return Path(value.replace("\\", "/")).name
     return value
 
