@@ -130,6 +130,9 @@ def test_api_key_and_bind_rule(cnn: Path) -> None:
             assert refused.status_code == 401 and "API key" in details(refused)
         assert client.get("/openapi.json").status_code == 401
         assert client.get("/info", headers={"X-API-Key": "s3cret"}).status_code == 200
+        schema = client.get("/openapi.json", headers={"X-API-Key": "s3cret"}).json()
+        assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+        assert schema["paths"]["/predict"]["post"]["security"] == [{"APIKeyHeader": []}]
         ok = client.post(
             "/predict", json={"text": "a joy"}, headers={"Authorization": "Bearer s3cret"}
         )

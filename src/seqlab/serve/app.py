@@ -22,9 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -221,7 +222,17 @@ def create_app(run: LoadedRun, settings: ServeSettings | None = None) -> FastAPI
             largest_batch=stats.largest,
         )
 
-    @app.get("/info", response_model=Info, responses=errors, summary="The served run.")
+    # with a key, the schema declares it (the middleware above enforces it), so clients
+    # and /docs know to send it
+    keyed = [Depends(APIKeyHeader(name="X-API-Key", auto_error=False))] if settings.api_key else []
+
+    @app.get(
+        "/info",
+        response_model=Info,
+        responses=errors,
+        summary="The served run.",
+        dependencies=keyed,
+    )
     async def run_info() -> Info:
         return info
 
@@ -242,6 +253,7 @@ def create_app(run: LoadedRun, settings: ServeSettings | None = None) -> FastAPI
         responses=errors,
         summary=spec.summary,
         openapi_extra={"requestBody": {"content": {"application/json": {"example": spec.example}}}},
+        dependencies=keyed,
     )(answer)
 
     @app.get("/", include_in_schema=False)
