@@ -252,7 +252,8 @@ class BabiQATask(TrainedTask[BabiData]):
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)
         data = self._prepare(dcfg, vocab, raw, report)
-        atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+        if train:  # a loaded run (eval, serve) leaves its run dir as it is
+            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         return data
 
     def _prepare(

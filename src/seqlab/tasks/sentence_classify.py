@@ -213,7 +213,8 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)
             label_names = load_labels(run_dir, self.name)
-        atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+        if train:  # a loaded run (eval, serve) leaves its run dir as it is
+            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
             Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")

@@ -216,7 +216,7 @@ class TaggingTask(TrainedTask[TaggingData]):
         else:
             vocab, chars, tags, aux_tags = _load_vocabs(run_dir)
         data = TaggingData(vocab, chars, tags, splits, run_dir, aux_tags=aux_tags)
-        self._report(data)
+        self._report(data, write=train)
         return data
 
     def setup_eval(
@@ -229,14 +229,16 @@ class TaggingTask(TrainedTask[TaggingData]):
         vocab, chars, tags, aux_tags = _load_vocabs(run_dir)
         test = read_split(dcfg, resolve(data_path))
         data = TaggingData(vocab, chars, tags, {"test": test}, run_dir, aux_tags=aux_tags)
-        self._report(data)
+        self._report(data, write=False)
         return data
 
     @staticmethod
     def _key(dcfg: TaggingDataConfig, word: str) -> str:
         return word.lower() if dcfg.lowercase else word
 
-    def _report(self, data: TaggingData) -> None:
+    def _report(self, data: TaggingData, *, write: bool) -> None:
+        """Counts per split into ``data.report``; into the run dir's data_report.json only
+        when ``write`` (training), so a loaded run (eval, serve) leaves its run dir as it is."""
         known = set(data.tags)
         report = {}
         for split, sentences in data.splits.items():
@@ -247,7 +249,8 @@ class TaggingTask(TrainedTask[TaggingData]):
                 "unknown_tags": sum(t not in known for t in tags),
             }
         data.report = report
-        atomic_write_text(RunDir(data.run_dir).data_report, json.dumps(report, indent=2) + "\n")
+        if write:
+            atomic_write_text(RunDir(data.run_dir).data_report, json.dumps(report, indent=2) + "\n")
 
     def splits(self, data: TaggingData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]

@@ -181,7 +181,8 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)
             label_names = load_labels(run_dir, self.name)
-        atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+        if train:  # a loaded run (eval, serve) leaves its run dir as it is
+            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         splits = {
             split: [self.example(vocab, tokens, tree, label) for tokens, tree, label in rows]
             for split, rows in raw.items()
