@@ -1,4 +1,4 @@
-# seqlab: make demo | test | bench | lint   (each creates .venv on first use)
+# seqlab: make demo | test | bench | lint | docs   (each creates .venv on first use)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ else
 TORCH_SPEC := torch==2.13.0
 endif
 
-.PHONY: demo test test-browser bench lint clean
+.PHONY: demo test test-browser bench lint clean docs docs-serve
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,8 @@ test-browser: $(VENV)/.installed
 	SEQLAB_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m browser tests/deploy/test_playground.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests tools
+	$(VENV)/bin/ruff format --check src tests tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -47,5 +47,21 @@ bench: $(VENV)/.installed
 	  $(VENV)/bin/seqlab bench $$b --json || exit 1; done
 	$(PY) -m pytest -q -m slow
 
+# The documentation site (mkdocs.yml): every `exec` block of docs/ runs while it builds
+# (tools/docs_exec.py; under 15 minutes on 2 cores), strict: a failing block, a broken
+# link or an unresolved API reference fails it. Output: site/.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mkdocs build --strict
+
+# Serves on http://127.0.0.1:8000 and rebuilds on edits; chapters whose blocks did not
+# change reuse their last outputs (build/docs/).
+docs-serve: $(VENV)/.docs-installed
+	SEQLAB_DOCS_CACHE=1 NO_MKDOCS_2_WARNING=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	  $(VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site build/docs .pytest_cache .mypy_cache .ruff_cache

@@ -204,7 +204,7 @@ class RecursiveComposition(Composition):
 
 
 class TensorComposition(Composition):
-    """p = tanh([c1; c2]^T V^[1:H] [c1; c2] + W [c1; c2] + b) (RNTN, Socher et al., 2013)."""
+    """``p = tanh([c1; c2]^T V^[1:H] [c1; c2] + W [c1; c2] + b)`` (RNTN, Socher et al., 2013)."""
 
     def __init__(self, size: int, tensor_std: float = 0.01) -> None:
         super().__init__()

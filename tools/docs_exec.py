@@ -1,0 +1,441 @@
+"""Executed chapters: an mkdocs hook that runs the fenced blocks marked ``exec``.
+
+A chapter marks a block to run by adding ``exec`` to its fence::
+
+    ```bash exec
+    seqlab train configs/ptb_kn5.yaml --out runs/kn5 --json
+    ```
+
+``bash`` blocks run with ``bash -euo pipefail``, ``python`` blocks as a script, one after
+the other in the chapter's own work dir, ``build/docs/<chapter>/`` (emptied first; it
+holds a ``configs`` link to the repo's configs, so the commands read as a user types them
+in a clone). The page shows the block and, under it, what it printed (stdout and stderr).
+Options after ``exec``: ``tail=N`` shows only the last N lines of the output, ``hide``
+shows no output, ``timeout=S`` (default 900 s). A block that exits non-zero or runs past
+its timeout fails the build, naming the chapter, the line and the output's last lines.
+
+PNGs a chapter's commands write under ``figures/`` in its work dir are published beside
+the chapter as ``figures/<name>.png``, so ``![...](figures/<name>.png)`` in the chapter
+shows what seqlab drew at build time (two chapters of one folder may not share a name).
+
+Links from a page to repository files outside ``docs/`` (``../../configs/x.yaml``) are
+checked (a missing file fails the build) and published under ``_repo/``.
+
+Environment: the blocks see ``PYTHONPATH=<repo>/src`` first, this Python's ``bin`` first
+on ``PATH`` (so ``seqlab`` is the package being documented), ``SEQLAB_DATA`` (kept, or
+``<repo>/../shared/data`` where that exists), ``COLUMNS=100`` and ``OMP_NUM_THREADS``
+(kept, or 1). Chapters run side by side, ``SEQLAB_DOCS_JOBS`` at a time (default 2: one
+per core of a 2-core CI machine). ``SEQLAB_DOCS_CACHE=1`` (``make docs-serve``) reuses a
+chapter's outputs while its blocks are unchanged; ``make docs`` always runs everything.
+
+The parsing half (``exec_blocks``) imports nothing of mkdocs, so ``tests/docs`` checks
+every block without building the site.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "build" / "docs"
+LANGUAGES = {"bash": "bash", "sh": "bash", "python": "python"}
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+DEFAULT_TIMEOUT = 900.0
+
+
+@dataclass
+class Block:
+    """One fenced block marked ``exec``: its language, code and where it stands."""
+
+    lang: str  # "bash" or "python"
+    code: str
+    line: int  # 1-based line of the opening fence
+    start: int  # index of the opening fence line
+    end: int  # index of the closing fence line
+    indent: str
+    fence: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tail(self) -> int | None:
+        return int(self.options["tail"]) if "tail" in self.options else None
+
+    @property
+    def hide(self) -> bool:
+        return "hide" in self.options
+
+    @property
+    def timeout(self) -> float:
+        return float(self.options.get("timeout", DEFAULT_TIMEOUT))
+
+
+def exec_blocks(markdown: str, source: str = "<page>") -> list[Block]:
+    """The ``exec`` blocks of a page, in order. Fences nest as in CommonMark: a fence
+    closes at a line of the same character, at least as long; nothing inside a fence
+    opens another (so an example block inside a ```` fence is not run)."""
+    lines = markdown.split("\n")
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, indent, info = m["fence"], m["indent"], m["info"].strip()
+        close = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not close.match(lines[j]):
+            j += 1
+        if j == len(lines):
+            raise ValueError(f"{source}:{i + 1}: fence {fence} is never closed")
+        words = info.split()
+        if len(words) >= 2 and words[1] == "exec":
+            if words[0] not in LANGUAGES:
+                raise ValueError(
+                    f"{source}:{i + 1}: exec blocks are bash or python, not {words[0]!r}"
+                )
+            options: dict[str, str] = {}
+            for word in words[2:]:
+                key, _, value = word.partition("=")
+                if key not in ("tail", "hide", "timeout"):
+                    raise ValueError(
+                        f"{source}:{i + 1}: unknown exec option {key!r} (tail=N, hide, timeout=S)"
+                    )
+                options[key] = value
+            body = [ln[len(indent) :] if ln.startswith(indent) else ln for ln in lines[i + 1 : j]]
+            code = "\n".join(body) + "\n"
+            blocks.append(Block(LANGUAGES[words[0]], code, i + 1, i, j, indent, fence, options))
+        i = j + 1
+    return blocks
+
+
+def environment() -> dict[str, str]:
+    """What the blocks run with (see the module docstring)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    shared = REPO.parent / "shared" / "data"
+    if not env.get("SEQLAB_DATA") and shared.is_dir():
+        env["SEQLAB_DATA"] = str(shared)
+    env["COLUMNS"] = "100"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONHASHSEED"] = "0"
+    env.pop("FORCE_COLOR", None)
+    env["NO_COLOR"] = "1"
+    return env
+
+
+_live: set[subprocess.Popen[str]] = set()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kill a block's process group (the block and what it started)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Stop the blocks still running, and start no more (another chapter failed)."""
+    _stopping.set()
+    for proc in list(_live):
+        _stop(proc)
+
+
+class ExecError(Exception):
+    """A block failed; the message names the chapter, the line and the output's end."""
+
+
+def run_block(block: Block, cwd: Path, env: dict[str, str], source: str) -> str:
+    """Run one block in ``cwd``; its output (ANSI codes removed), or ExecError."""
+    if block.lang == "bash":
+        argv = ["bash", "-euo", "pipefail", "-c", block.code]
+        stdin = None
+    else:
+        argv = [sys.executable, "-"]
+        stdin = block.code
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # so that a failed build can stop it and its children
+    )
+    _live.add(proc)
+    try:
+        stdout, _ = proc.communicate(stdin, timeout=block.timeout)
+    except subprocess.TimeoutExpired as err:
+        _stop(proc)
+        raise ExecError(
+            f"{source}:{block.line}: {block.lang} block ran past its timeout of "
+            f"{block.timeout:.0f} s:\n{block.code}"
+        ) from err
+    finally:
+        _live.discard(proc)
+    output = ANSI.sub("", stdout).replace("\r\n", "\n")
+    # a progress bar redraws with \r: keep what the last redraw showed
+    output = "\n".join(line.rsplit("\r", 1)[-1] for line in output.split("\n"))
+    if proc.returncode != 0:
+        last = "\n".join(output.rstrip().split("\n")[-20:])
+        raise ExecError(
+            f"{source}:{block.line}: {block.lang} block exited with {proc.returncode}:\n"
+            f"{block.code}--- last lines of its output ---\n{last}"
+        )
+    return output
+
+
+def shown_output(block: Block, output: str) -> str:
+    lines = output.rstrip("\n").split("\n")
+    if block.tail is not None and len(lines) > block.tail:
+        lines = ["..."] + lines[-block.tail :]
+    return "\n".join(lines)
+
+
+@dataclass
+class Chapter:
+    """The executed result of one page: the outputs of its blocks and its figures."""
+
+    outputs: list[str]
+    figures: list[Path]
+    seconds: float
+
+
+def chapter_key(blocks: list[Block]) -> str:
+    text = json.dumps([[b.lang, b.code, b.options] for b in blocks])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def execute_page(src_uri: str, markdown: str, use_cache: bool, log: Any = None) -> Chapter | None:
+    """Run a page's exec blocks in its work dir (None: the page has none)."""
+    blocks = exec_blocks(markdown, f"docs/{src_uri}")
+    if not blocks:
+        return None
+    work = WORK / src_uri.removesuffix(".md")
+    cache = work / ".exec.json"
+    key = chapter_key(blocks)
+    if use_cache and cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            figures = sorted((work / "figures").glob("*.png"))
+            return Chapter(saved["outputs"], figures, 0.0)
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "figures").mkdir(parents=True)
+    (work / "configs").symlink_to(REPO / "configs", target_is_directory=True)
+    env = environment()
+    outputs = []
+    start = time.perf_counter()
+    for block in blocks:
+        if _stopping.is_set():
+            raise ExecError(f"docs/{src_uri}: stopped (another chapter failed)")
+        began = time.perf_counter()
+        outputs.append(run_block(block, work, env, f"docs/{src_uri}"))
+        if log is not None:
+            log.info(
+                f"docs/{src_uri}:{block.line}: {block.lang} block ran in "
+                f"{time.perf_counter() - began:.1f} s"
+            )
+    seconds = time.perf_counter() - start
+    cache.write_text(json.dumps({"key": key, "outputs": outputs, "seconds": seconds}))
+    return Chapter(outputs, sorted((work / "figures").glob("*.png")), seconds)
+
+
+def render(markdown: str, chapter: Chapter) -> str:
+    """The page with each exec block shown as plain code, its output under it."""
+    lines = markdown.split("\n")
+    blocks = exec_blocks(markdown)
+    for block, output in reversed(list(zip(blocks, chapter.outputs, strict=True))):
+        lang = "bash" if block.lang == "bash" else "python"
+        shown = [f"{block.indent}{block.fence}{lang}"] + lines[block.start + 1 : block.end + 1]
+        text = shown_output(block, output)
+        if not block.hide and text.strip():
+            fence = "`" * max(3, len(block.fence), longest_backticks(text) + 1)
+            shown += [
+                "",
+                f'{block.indent}{fence}text title="output (run when this page was built)"',
+                *[f"{block.indent}{line}" for line in text.split("\n")],
+                f"{block.indent}{fence}",
+            ]
+        lines[block.start : block.end + 1] = shown
+    return "\n".join(lines)
+
+
+def longest_backticks(text: str) -> int:
+    runs = re.findall(r"`+", text)
+    return max((len(r) for r in runs), default=0)
+
+
+# ------------------------------------------------------------------- the API pages
+
+API_INTROS = {
+    "": (
+        "Platform (seqlab.*)",
+        "The model contract, configs, run dirs, loading, training a config into a run dir, "
+        "evaluation, figures, reports and the command line. "
+        "[Architecture](../architecture.md) says how they fit together.",
+    ),
+    "nn": (
+        "Blocks (seqlab.nn)",
+        "Cells, BPTT kernels, recurrent stacks, convolutions, CRF, pooling, dropout, "
+        "autoencoders, memory and tree blocks, each written from the equations.",
+    ),
+    "models": (
+        "Models (seqlab.models)",
+        "One module per task model; every model follows the contract of `seqlab.contract`.",
+    ),
+    "tasks": ("Tasks (seqlab.tasks)", "One module per kind of job `seqlab train` can run."),
+    "train": (
+        "Training (seqlab.train)",
+        "The one Trainer, optimizers, learning-rate schedules, checkpoints and devices.",
+    ),
+    "data": (
+        "Data (seqlab.data)",
+        "The dataset catalogue and resolution, readers, tokenizers, vocabularies, batching.",
+    ),
+    "embeddings": (
+        "Embeddings (seqlab.embeddings)",
+        "word2vec, vector files in word2vec's formats, similarity and analogy evaluation.",
+    ),
+    "analysis": (
+        "Figures (seqlab.analysis)",
+        "Figures drawn from arrays; `seqlab plot` (`seqlab.plots`) reads them from run dirs.",
+    ),
+}
+
+
+def api_pages() -> dict[str, str]:
+    """The API reference, generated from the source tree so that a new module is on it
+    without anyone remembering: ``api/platform.md`` for the top-level modules of
+    ``seqlab``, ``api/<package>.md`` for each subpackage (a new subpackage needs its line
+    in ``mkdocs.yml``'s nav; tests/docs says so)."""
+    root = REPO / "src" / "seqlab"
+    pages = {}
+    packages = [""] + sorted(d.name for d in root.iterdir() if (d / "__init__.py").is_file())
+    for package in packages:
+        folder = root / package
+        modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+        prefix = "seqlab." + (package + "." if package else "")
+        title, intro = API_INTROS.get(package, (f"seqlab.{package}", _package_doc(folder)))
+        body = [f"# {title}", "", intro, ""] + [f"::: {prefix}{m}\n" for m in modules]
+        pages[f"api/{package or 'platform'}.md"] = "\n".join(body)
+    return pages
+
+
+def _package_doc(folder: Path) -> str:
+    import ast
+
+    tree = ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))
+    return (ast.get_docstring(tree) or "").split("\n\n")[0]
+
+
+# ------------------------------------------------------------------- the mkdocs hook
+
+LINK = re.compile(r"(\]\()([^)\s#]+)((?:#[^)\s]*)?\))")
+_chapters: dict[str, Chapter] = {}
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Run every page's exec blocks before any page is rendered, and add their figures."""
+    import logging
+
+    from mkdocs.exceptions import PluginError
+    from mkdocs.structure.files import File
+
+    log = logging.getLogger("mkdocs.plugins.docs_exec")
+    for uri, text in api_pages().items():
+        files.append(File.generated(config, uri, content=text))
+    use_cache = os.environ.get("SEQLAB_DOCS_CACHE") == "1"
+    jobs = int(os.environ.get("SEQLAB_DOCS_JOBS", "2"))
+    _chapters.clear()
+    _stopping.clear()
+    published: dict[str, str] = {}
+    total = time.perf_counter()
+    pages = [
+        (file.src_uri, Path(file.abs_src_path).read_text(encoding="utf-8"))
+        for file in files.documentation_pages()
+    ]
+    # Chapters are independent (each has its own work dir): run them side by side, one
+    # per core, each block single-threaded unless OMP_NUM_THREADS says otherwise.
+    results: dict[str, Chapter | None] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = {pool.submit(execute_page, uri, md, use_cache, log): uri for uri, md in pages}
+    try:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+    except (ExecError, ValueError) as err:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise PluginError(str(err)) from None
+    pool.shutdown()
+    for uri, _ in pages:
+        chapter = results[uri]
+        if chapter is None:
+            continue
+        _chapters[uri] = chapter
+        log.info(f"docs/{uri}: executed in {chapter.seconds:.1f} s")
+        folder = Path(uri).parent
+        for png in chapter.figures:
+            figure = (folder / "figures" / png.name).as_posix()
+            if figure in published:
+                raise PluginError(
+                    f"docs/{uri} and docs/{published[figure]} both publish {figure}; "
+                    "name the figures of a chapter after it"
+                )
+            published[figure] = uri
+            files.append(File.generated(config, figure, abs_src_path=str(png)))
+    log.info(f"executed chapters: {time.perf_counter() - total:.1f} s in all")
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Show each exec block's output; publish linked repository files under ``_repo/``."""
+    from mkdocs.exceptions import PluginError
+    from mkdocs.structure.files import File
+
+    chapter = _chapters.get(page.file.src_uri)
+    if chapter is not None:
+        markdown = render(markdown, chapter)
+    docs_dir = Path(config["docs_dir"]).resolve()
+    page_dir = Path(page.file.abs_src_path).resolve().parent
+
+    def repo_link(m: re.Match[str]) -> str:
+        target = m[2]
+        if "://" in target or target.startswith(("mailto:", "/")):
+            return m[0]
+        path = (page_dir / target).resolve()
+        if path.is_relative_to(docs_dir) or not path.is_relative_to(REPO):
+            return m[0]
+        if not path.is_file():
+            raise PluginError(
+                f"docs/{page.file.src_uri}: link to {target}, which is not in the repository"
+            )
+        uri = "_repo/" + path.relative_to(REPO).as_posix()
+        if files.get_file_from_path(uri) is None:
+            files.append(File.generated(config, uri, abs_src_path=str(path)))
+        rel = os.path.relpath(docs_dir / uri, page_dir)
+        return f"{m[1]}{Path(rel).as_posix()}{m[3]}"
+
+    return LINK.sub(repo_link, markdown)
