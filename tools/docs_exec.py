@@ -376,6 +376,7 @@ def on_files(files: Any, config: Any) -> Any:
     pages = [
         (file.src_uri, Path(file.abs_src_path).read_text(encoding="utf-8"))
         for file in files.documentation_pages()
+        if file.abs_src_path is not None  # not the generated API pages
     ]
     # Chapters are independent (each has its own work dir): run them side by side, one
     # per core, each block single-threaded unless OMP_NUM_THREADS says otherwise.
@@ -418,6 +419,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     chapter = _chapters.get(page.file.src_uri)
     if chapter is not None:
         markdown = render(markdown, chapter)
+    if page.file.abs_src_path is None:
+        return markdown
     docs_dir = Path(config["docs_dir"]).resolve()
     page_dir = Path(page.file.abs_src_path).resolve().parent
 
