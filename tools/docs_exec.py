@@ -221,6 +221,7 @@ class Chapter:
     outputs: list[str]
     figures: list[Path]
     seconds: float
+    cached: bool = False
 
 
 def chapter_key(blocks: list[Block]) -> str:
@@ -240,7 +241,7 @@ def execute_page(src_uri: str, markdown: str, use_cache: bool, log: Any = None) 
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key:
             figures = sorted((work / "figures").glob("*.png"))
-            return Chapter(saved["outputs"], figures, 0.0)
+            return Chapter(saved["outputs"], figures, 0.0, cached=True)
     if work.exists():
         shutil.rmtree(work)
     (work / "figures").mkdir(parents=True)
@@ -339,7 +340,10 @@ def api_pages() -> dict[str, str]:
         modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
         prefix = "seqlab." + (package + "." if package else "")
         title, intro = API_INTROS.get(package, (f"seqlab.{package}", _package_doc(folder)))
-        body = [f"# {title}", "", intro, ""] + [f"::: {prefix}{m}\n" for m in modules]
+        body = [f"# {title}", "", intro, ""]
+        if package:  # the package's own names (registries such as seqlab.tasks.TASKS)
+            body += [f"::: seqlab.{package}", "    options:", "      show_root_heading: false\n"]
+        body += [f"::: {prefix}{m}\n" for m in modules]
         pages[f"api/{package or 'platform'}.md"] = "\n".join(body)
     return pages
 
@@ -396,7 +400,8 @@ def on_files(files: Any, config: Any) -> Any:
         if chapter is None:
             continue
         _chapters[uri] = chapter
-        log.info(f"docs/{uri}: executed in {chapter.seconds:.1f} s")
+        done = "outputs reused (SEQLAB_DOCS_CACHE)" if chapter.cached else "executed in"
+        log.info(f"docs/{uri}: {done} {chapter.seconds:.1f} s")
         folder = Path(uri).parent
         for png in chapter.figures:
             figure = (folder / "figures" / png.name).as_posix()
