@@ -400,8 +400,8 @@ def on_files(files: Any, config: Any) -> Any:
         if chapter is None:
             continue
         _chapters[uri] = chapter
-        done = "outputs reused (SEQLAB_DOCS_CACHE)" if chapter.cached else "executed in"
-        log.info(f"docs/{uri}: {done} {chapter.seconds:.1f} s")
+        done = "outputs reused" if chapter.cached else f"executed in {chapter.seconds:.1f} s"
+        log.info(f"docs/{uri}: {done}")
         folder = Path(uri).parent
         for png in chapter.figures:
             figure = (folder / "figures" / png.name).as_posix()
