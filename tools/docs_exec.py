@@ -330,8 +330,8 @@ API_INTROS = {
 def api_pages() -> dict[str, str]:
     """The API reference, generated from the source tree so that a new module is on it
     without anyone remembering: ``api/platform.md`` for the top-level modules of
-    ``seqlab``, ``api/<package>.md`` for each subpackage (a new subpackage needs its line
-    in ``mkdocs.yml``'s nav; tests/docs says so)."""
+    ``seqlab``, ``api/<package>.md`` for each subpackage (one that ``mkdocs.yml``'s nav
+    does not list is added to its API section by ``on_config``)."""
     root = REPO / "src" / "seqlab"
     pages = {}
     packages = [""] + sorted(d.name for d in root.iterdir() if (d / "__init__.py").is_file())
@@ -359,6 +359,28 @@ def _package_doc(folder: Path) -> str:
 
 LINK = re.compile(r"(\]\()([^)\s#]+)((?:#[^)\s]*)?\))")
 _chapters: dict[str, Chapter] = {}
+
+
+def on_config(config: Any) -> Any:
+    """Put a generated API page that the nav does not list (a new subpackage) at the end
+    of the nav's *API* section, so that it is never an orphan page."""
+    pages = list(api_pages())
+
+    def find_api(entries: list[Any]) -> list[Any] | None:
+        for entry in entries:
+            if isinstance(entry, dict):
+                for key, value in entry.items():
+                    if key == "API" and isinstance(value, list):
+                        return value
+                    if isinstance(value, list) and (found := find_api(value)) is not None:
+                        return found
+        return None
+
+    api = find_api(config["nav"] or [])
+    if api is not None:
+        listed = {e if isinstance(e, str) else next(iter(e.values())) for e in api}
+        api.extend(page for page in pages if page not in listed)
+    return config
 
 
 def on_files(files: Any, config: Any) -> Any:

@@ -72,8 +72,18 @@ def test_the_nav_lists_every_page_and_only_pages_that_exist() -> None:
     assert not missing, f"pages not in mkdocs.yml's nav: {missing}"
     dangling = sorted(set(nav) - set(PAGES) - generated)
     assert not dangling, f"nav entries without a file: {dangling}"
-    api_missing = sorted(generated - set(nav))
-    assert not api_missing, f"API pages not in the nav (a new subpackage?): {api_missing}"
+    config = mkdocs_config()
+    HOOK.on_config(config)  # adds the API pages of new subpackages to the nav
+    api_missing = sorted(generated - set(nav_files(config["nav"])))
+    assert not api_missing, f"API pages not in the nav: {api_missing}"
+
+
+def test_a_new_subpackage_gets_its_api_page_in_the_nav(monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = HOOK.api_pages() | {"api/serve.md": "# seqlab.serve"}
+    monkeypatch.setattr(HOOK, "api_pages", lambda: pages)
+    config = mkdocs_config()
+    HOOK.on_config(config)
+    assert "api/serve.md" in nav_files(config["nav"])
 
 
 def test_every_chapter_is_executed_and_in_the_tutorials_section() -> None:
