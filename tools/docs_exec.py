@@ -320,6 +320,11 @@ API_INTROS = {
         "Embeddings (seqlab.embeddings)",
         "word2vec, vector files in word2vec's formats, similarity and analogy evaluation.",
     ),
+    "export": (
+        "Export (seqlab.export)",
+        "`seqlab export`: a trained run to ONNX, TorchScript or safetensors, checked.",
+    ),
+    "serve": ("Serving (seqlab.serve)", "`seqlab serve`: the HTTP service and its playground."),
     "analysis": (
         "Figures (seqlab.analysis)",
         "Figures drawn from arrays; `seqlab plot` (`seqlab.plots`) reads them from run dirs.",
