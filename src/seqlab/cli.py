@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +137,8 @@ def train(
     except Interrupted as stop:
         stderr.print(str(stop))
         raise typer.Exit(130) from None
+    if os.environ.get("RANK", "0") != "0":
+        return  # torchrun: rank 0 prints the results
     show_metrics(f"{config.name} -> {run_dir}", metrics)
     emit_json(
         {k: v for k, v in metrics.items() if k != "per_fold"} | {"run_dir": str(run_dir)}, as_json

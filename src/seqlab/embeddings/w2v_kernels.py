@@ -12,7 +12,8 @@ a job and train on it).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 from numba import njit, types
@@ -43,7 +44,7 @@ _ZERO = np.float32(0.0)
 
 
 @intrinsic
-def _unowned(typingctx: Any, array: Any) -> Any:
+def _unowned_view(typingctx: Any, array: Any) -> Any:
     """The same array (data, shape, strides) without its owner (``meminfo``): numba's
     reference counting of it is then a null check, not an atomic add on the owner's
     count. Every worker thread shares ``syn0``, ``syn1neg``, ... and one owner count each,
@@ -63,6 +64,9 @@ def _unowned(typingctx: Any, array: Any) -> Any:
         return view._getvalue()
 
     return array(array), codegen
+
+
+_unowned = cast(Callable[[np.ndarray], np.ndarray], _unowned_view)  # as called in kernels
 
 
 # ----------------------------------------------------------------------------- text
