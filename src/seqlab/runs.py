@@ -125,10 +125,16 @@ def train(
 
 def _check_distributed(cfg: ExperimentConfig) -> None:
     """What a process group cannot train (checked in every process alike)."""
-    if not isinstance(TASKS.get(cfg.task), TrainedTask):
+    task = TASKS.get(cfg.task)
+    if not isinstance(task, TrainedTask):
         raise ConfigError(
             f"task {cfg.task!r} is fitted by its own algorithm, not by the Trainer; "
             "--nproc and torchrun train gradient-trained tasks only"
+        )
+    if type(task).fit is not TrainedTask.fit:  # its own stages (pretraining): one process
+        raise ConfigError(
+            f"task {cfg.task!r} trains in stages of its own (TrainedTask.fit overridden); "
+            "train it in one process (drop --nproc)"
         )
     if cfg.eval.folds > 1:
         raise ConfigError("eval.folds > 1 (cross-validation) runs in one process; drop --nproc")

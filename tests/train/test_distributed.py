@@ -3,6 +3,7 @@ process with the same global batch, resume continues exactly; how batches are sp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -160,3 +161,14 @@ def test_global_batch_must_divide() -> None:
     assert rank_batch_size(32, 4) == 8
     with pytest.raises(ConfigError, match=r"trainer.batch_size \(30\) is the global batch"):
         rank_batch_size(30, 4)
+
+
+def test_what_a_process_group_cannot_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # checked before any process group is joined
+    cfg = lm_config(tmp_path / "corpus.txt", 2)
+    for task, message in (("lm_ngram", "fitted by its own algorithm"), ("ae_bow", "in stages")):
+        with pytest.raises(ConfigError, match=message):
+            train(cfg.replace(task=task), tmp_path / task)
+    folds = cfg.replace(eval=dataclasses.replace(cfg.eval, folds=2))
+    with pytest.raises(ConfigError, match="cross-validation"):
+        train(folds, tmp_path / "cv")
