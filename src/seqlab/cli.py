@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +101,12 @@ def train(
     out: Path | None = typer.Option(None, "--out", help="Run dir (default runs/<config name>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     force: bool = typer.Option(False, "--force", help="Replace a run already in --out."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        help="Train with N processes on this machine (DistributedDataParallel: gloo on the "
+        "CPU, nccl on CUDA); trainer.batch_size is the global batch.",
+    ),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -118,6 +125,11 @@ def train(
         config = RunDir(out).config
     cfg = load_config(config, sets)
     run_dir = out if out is not None else Path("runs") / config.stem
+    if nproc > 1:
+        metrics = _train_processes(nproc, cfg, run_dir, resume, force, invocation)
+        show_metrics(f"{config.name} -> {run_dir} ({nproc} processes)", metrics)
+        emit_json({k: v for k, v in metrics.items()} | {"run_dir": str(run_dir)}, as_json)
+        return
     try:
         metrics = train_run(
             cfg, run_dir, resume=resume, force=force, console=stderr, invocation=invocation
@@ -125,10 +137,30 @@ def train(
     except Interrupted as stop:
         stderr.print(str(stop))
         raise typer.Exit(130) from None
+    if os.environ.get("RANK", "0") != "0":
+        return  # torchrun: rank 0 prints the results
     show_metrics(f"{config.name} -> {run_dir}", metrics)
     emit_json(
         {k: v for k, v in metrics.items() if k != "per_fold"} | {"run_dir": str(run_dir)}, as_json
     )
+
+
+def _train_processes(
+    nproc: int, cfg: Any, run_dir: Path, resume: bool, force: bool, invocation: Any
+) -> dict[str, Any]:
+    """``train --nproc N``: N processes on this machine; rank 0 writes the metrics."""
+    from torch.multiprocessing import ProcessExitedException
+
+    from seqlab.rundir import RunDir
+    from seqlab.runs import train_worker
+    from seqlab.train import distributed
+
+    try:
+        distributed.spawn(nproc, train_worker, cfg, run_dir, resume, force, invocation)
+    except ProcessExitedException as err:  # the process printed its error line
+        raise typer.Exit(err.exit_code if err.exit_code > 0 else 1) from None
+    result: dict[str, Any] = json.loads(RunDir(run_dir).metrics.read_text(encoding="utf-8"))
+    return result
 
 
 # ------------------------------------------------------------------------------ eval

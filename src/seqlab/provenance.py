@@ -117,6 +117,7 @@ def machine(device: str, threads: int) -> dict[str, Any]:
         "torch_threads": threads if threads > 0 else torch.get_num_threads(),
         "gpu": gpu,
         "device": device,
+        "processes": int(os.environ.get("WORLD_SIZE", "1") or 1),  # torchrun / --nproc
         "host": platform.node(),
         "platform": platform.platform(),
     }

@@ -10,13 +10,17 @@ and ``.lock`` (held by the process training into it, see ``seqlab.lock``). With
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from seqlab.config import ExperimentConfig, read_yaml, save_config
@@ -27,6 +31,8 @@ from seqlab.lock import run_dir_lock
 from seqlab.provenance import Invocation, Provenance
 from seqlab.rundir import RunDir
 from seqlab.tasks import TASKS
+from seqlab.tasks.base import TrainedTask
+from seqlab.train import distributed
 from seqlab.train.device import check_device
 from seqlab.train.trainer import Interrupted
 
@@ -96,15 +102,75 @@ def train(
     ``run_dir`` is locked meanwhile: a second process training into it is refused.
     ``invocation`` (the command line, config file and overrides; default "python API")
     goes into ``run.json`` with the rest of the run's provenance.
+
+    In a process group (torchrun, or :func:`train_worker` under ``--nproc``; joined here
+    from the environment) rank 0 prepares the run dir and writes every file; the other
+    processes train beside it and return ``{}``.
     """
     if resume and force:
         raise ConfigError("--resume and --force exclude each other")
     if not resume:  # a resumed run keeps its own device: checked in _resumed_config
         check_device(cfg.trainer.device)
-    with run_dir_lock(run_dir):
+    if distributed.requested_world() > 1:
+        _check_distributed(cfg)
+    joined = distributed.init_from_env(cfg.trainer.device)
+    try:
         return _train(
             cfg, run_dir, resume=resume, force=force, console=console, invocation=invocation
         )
+    finally:
+        if joined:
+            distributed.shutdown()
+
+
+def _check_distributed(cfg: ExperimentConfig) -> None:
+    """What a process group cannot train (checked in every process alike)."""
+    task = TASKS.get(cfg.task)
+    if not isinstance(task, TrainedTask):
+        raise ConfigError(
+            f"task {cfg.task!r} is fitted by its own algorithm, not by the Trainer; "
+            "--nproc and torchrun train gradient-trained tasks only"
+        )
+    if type(task).fit is not TrainedTask.fit:  # its own stages (pretraining): one process
+        raise ConfigError(
+            f"task {cfg.task!r} trains in stages of its own (TrainedTask.fit overridden); "
+            "train it in one process (drop --nproc)"
+        )
+    if cfg.eval.folds > 1:
+        raise ConfigError("eval.folds > 1 (cross-validation) runs in one process; drop --nproc")
+
+
+def train_worker(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    resume: bool,
+    force: bool,
+    invocation: Invocation | None,
+) -> None:
+    """One process of ``seqlab train --nproc N`` (started by ``distributed.spawn``, which
+    sets the environment torchrun would): train, print a user error as one line, exit with
+    its code."""
+    rank = int(os.environ.get("RANK", "0"))
+    if cfg.trainer.threads == 0:  # the cores shared out, not each process taking them all
+        world = distributed.requested_world()
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    try:
+        train(
+            cfg,
+            run_dir,
+            resume=resume,
+            force=force,
+            console=Console(stderr=True, quiet=rank != 0),
+            invocation=invocation,
+        )
+    except Interrupted as stop:
+        if rank == 0:
+            sys.stderr.write(f"{stop}\n")
+        sys.exit(130)
+    except SeqlabError as err:
+        where = "" if rank == 0 else f" (process {rank})"
+        sys.stderr.write(f"error{where}: {err}\n")
+        sys.exit(err.exit_code)
 
 
 def _train(
@@ -117,6 +183,32 @@ def _train(
     invocation: Invocation | None,
 ) -> dict[str, Any]:
     console = console or Console(stderr=True)
+    ctx = distributed.context()
+    with contextlib.ExitStack() as stack:
+
+        def begin() -> tuple[ExperimentConfig, bool, Provenance | None]:
+            stack.enter_context(run_dir_lock(run_dir))
+            return _begin(cfg, run_dir, resume=resume, force=force, invocation=invocation)
+
+        def follow() -> tuple[ExperimentConfig, bool, Provenance | None]:
+            return (_resumed_config(run_dir, cfg, save=False) if resume else cfg), False, None
+
+        cfg, created, provenance = distributed.main_first(ctx, begin, follow)
+        if provenance is None:  # a process beside rank 0: trains, writes nothing
+            _fit(cfg, run_dir, resume=resume, created=False, console=console)
+            return {}
+        return _finish(cfg, run_dir, provenance, resume=resume, created=created, console=console)
+
+
+def _begin(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    force: bool,
+    invocation: Invocation | None,
+) -> tuple[ExperimentConfig, bool, Provenance | None]:
+    """Prepare the run dir, write the config and ``run.json``: (config, created, provenance)."""
     if resume:
         prepare_run_dir(run_dir, resume=True, force=False)
         cfg = _resumed_config(run_dir, cfg)
@@ -126,6 +218,18 @@ def _train(
         save_config(cfg, RunDir(run_dir).config)
     provenance = Provenance(cfg, run_dir, invocation or Invocation(), resume=resume)
     provenance.write()
+    return cfg, created, provenance
+
+
+def _finish(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    provenance: Provenance,
+    *,
+    resume: bool,
+    created: bool,
+    console: Console,
+) -> dict[str, Any]:
     try:
         metrics = _fit(cfg, run_dir, resume=resume, created=created, console=console)
     except (Interrupted, KeyboardInterrupt):
@@ -165,7 +269,9 @@ def _has_checkpoint(run_dir: Path) -> bool:
     return any(run_dir.rglob(RunDir(run_dir).checkpoint.name))
 
 
-def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentConfig:
+def _resumed_config(
+    run_dir: Path, requested: ExperimentConfig, save: bool = True
+) -> ExperimentConfig:
     """The run's own config; only the trainer settings that do not change what is learned
     (``RESUMABLE``: how long, threads, logging) may differ from the saved ones."""
     saved = load_run_config(run_dir)
@@ -182,7 +288,8 @@ def _resumed_config(run_dir: Path, requested: ExperimentConfig) -> ExperimentCon
             f"{RunDir(run_dir).config}: a run resumes on its own device: {err}"
         ) from err
     cfg = saved.replace(trainer=trainer)
-    save_config(cfg, RunDir(run_dir).config)
+    if save:
+        save_config(cfg, RunDir(run_dir).config)
     return cfg
 
 

@@ -33,6 +33,7 @@ from seqlab.analysis.gradient_flow import (
     recurrent_gradient_flow,
 )
 from seqlab.bench import long_range
+from seqlab.bench.metadata import bench_metadata
 from seqlab.bench.recurrent import print_report
 from seqlab.nn.bptt import BpttClip
 from seqlab.nn.recurrent import Mode, Recurrent
@@ -112,6 +113,7 @@ def run(
     if figure is not None:
         title = f"||dL/dh_t||, loss at t = {STEPS - 1}"
         result["figure"] = str(plot_gradient_flow(matrices, figure, title))
+    result.update(bench_metadata("cpu"))
     return result
 
 

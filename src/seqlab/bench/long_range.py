@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqlab.bench.metadata import bench_metadata
 from seqlab.bench.recurrent import print_report
 from seqlab.data.synthetic import ADDING_BASELINE_MSE, adding_problem, copy_task
 from seqlab.nn.recurrent import Recurrent
@@ -196,7 +197,7 @@ def run(
                 table.append(train_one(task, model, steps, settings))
                 if progress is not None:
                     progress(table[-1])
-    return {"settings": asdict(settings), "table": table}
+    return {"settings": asdict(settings), "table": table, **bench_metadata("cpu")}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

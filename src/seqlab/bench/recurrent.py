@@ -11,6 +11,8 @@ T = 35, B = 20; one iteration is forward + backward (input gradient included). C
 
 Rounds interleave the contenders; each ratio is the median over rounds of the contender's
 time over ``torch_lstm``'s in the same round, so load from other processes mostly cancels.
+On the CPU everything is measured twice: at torch's default thread count (``*_ratio``,
+``table``) and at one thread (``*_ratio_1t``, ``table_1t``).
 ``python -m seqlab.bench.recurrent [--json] [--quick]``.
 """
 
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from seqlab.bench.metadata import bench_metadata
 from seqlab.nn.recurrent import Recurrent
 
 CONFIG = {"num_layers": 2, "hidden_size": 200, "input_size": 200, "steps": 35, "batch": 20}
@@ -60,14 +63,9 @@ def _step(model: nn.Module, x: Tensor) -> Callable[[], None]:
     return step
 
 
-def run(
-    quick: bool = False, device: str | None = None, threads: int | None = None
-) -> dict[str, object]:
-    """Time every contender; return tokens/s, ratios to ``torch.nn.LSTM`` and a table.
-    ``threads`` sets ``torch.set_num_threads`` for the run (default: torch's choice)."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+def _measure(quick: bool, dev: torch.device) -> dict[str, list[float]]:
+    """Seconds per iteration of every contender, one sample per round (rounds interleave
+    the contenders)."""
     rounds, repeats, warmup = (2, 1, 1) if quick else (15, 5, 3)
     models = _contenders(dev)
     generator = torch.Generator().manual_seed(0)
@@ -92,40 +90,60 @@ def run(
     for _ in range(rounds):
         for name, step in steps.items():
             times[name].append(timed(step))
+    return times
+
+
+def run(
+    quick: bool = False, device: str | None = None, threads: int | None = None
+) -> dict[str, object]:
+    """Time every contender at torch's default thread count (or ``threads``) and, on the
+    CPU, at 1 thread; return tokens/s, ratios to ``torch.nn.LSTM`` (``*_ratio`` at the
+    default, ``*_ratio_1t`` at one thread) and a table for each."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default = threads if threads is not None else torch.get_num_threads()
+    counts = [default] + ([1] if dev.type == "cpu" and default != 1 else [])
     tokens = CONFIG["batch"] * CONFIG["steps"]
     result: dict[str, object] = {
-        "device": str(dev),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
         "config": dict(CONFIG),
-        "rounds": rounds,
+        "rounds": 2 if quick else 15,
+        "threads_measured": counts,
     }
-    table = []
-    for name, samples in times.items():
-        ratio = statistics.median(
-            t / ref for t, ref in zip(samples, times["torch_lstm"], strict=True)
-        )
-        seconds = statistics.median(samples)
-        result[f"{name}_tokens_per_s"] = round(tokens / seconds)
-        if name != "torch_lstm":
-            result[f"{name}_ratio"] = round(ratio, 3)
-        table.append(
-            {
-                "model": name,
-                "ms_per_iter": round(1000 * seconds, 2),
-                "tokens_per_s": round(tokens / seconds),
-                "ratio_to_torch_lstm": round(ratio, 3),
-            }
-        )
-    result["table"] = table
+    previous = torch.get_num_threads()
+    try:
+        for count in counts:
+            torch.set_num_threads(count)
+            times = _measure(quick, dev)
+            suffix = "" if count == default else "_1t"
+            table = []
+            for name, samples in times.items():
+                ratio = statistics.median(
+                    t / ref for t, ref in zip(samples, times["torch_lstm"], strict=True)
+                )
+                seconds = statistics.median(samples)
+                result[f"{name}_tokens_per_s{suffix}"] = round(tokens / seconds)
+                if name != "torch_lstm":
+                    result[f"{name}_ratio{suffix}"] = round(ratio, 3)
+                table.append(
+                    {
+                        "threads": count,
+                        "model": name,
+                        "ms_per_iter": round(1000 * seconds, 2),
+                        "tokens_per_s": round(tokens / seconds),
+                        "ratio_to_torch_lstm": round(ratio, 3),
+                    }
+                )
+            result[f"table{suffix}"] = table
+    finally:
+        torch.set_num_threads(previous)
+    result.update(bench_metadata(str(dev)) | {"torch_threads": default})
     return result
 
 
 def print_report(result: dict[str, object], as_json: bool) -> None:
     """Print ``result["table"]`` as aligned columns; with ``as_json``, then the whole result
     as one JSON line (the last line on stdout)."""
-    rows = result.get("table")
-    if isinstance(rows, list) and rows:
+    rows = [*_rows(result.get("table")), *_rows(result.get("table_1t"))]
+    if rows:
         columns = list(dict.fromkeys(column for row in rows for column in row))
         cells = [[str(row.get(column, "")) for column in columns] for row in rows]
         widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
@@ -134,6 +152,10 @@ def print_report(result: dict[str, object], as_json: bool) -> None:
             print("  ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True)))
     if as_json:
         print(json.dumps(result))
+
+
+def _rows(table: object) -> list[dict[str, object]]:
+    return [row for row in table if isinstance(row, dict)] if isinstance(table, list) else []
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from seqlab.bench.metadata import bench_metadata
 from seqlab.data.readers import Tree, read_trees
 from seqlab.data.sources import resolve
 from seqlab.models.tree import (
@@ -99,4 +100,5 @@ def run(
         result["models"][name] = rates
     result["batched_speedup_train"] = result["models"]["rntn"]["batched_speedup_train"]
     result["batched_speedup_infer"] = result["models"]["rntn"]["batched_speedup_infer"]
+    result.update(bench_metadata("cpu"))
     return result

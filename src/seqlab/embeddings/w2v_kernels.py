@@ -12,8 +12,13 @@ a job and train on it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 MAX_EXP = np.float32(6.0)
 """Sigmoid arguments beyond +-MAX_EXP are treated as saturated (word2vec.c)."""
@@ -33,6 +38,35 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT16 = np.uint64(16)
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+@intrinsic
+def _unowned_view(typingctx: Any, array: Any) -> Any:
+    """The same array (data, shape, strides) without its owner (``meminfo``): numba's
+    reference counting of it is then a null check, not an atomic add on the owner's
+    count. Every worker thread shares ``syn0``, ``syn1neg``, ... and one owner count each,
+    so counting references in the inner loops (numba does, each time an inlined helper
+    binds an array) made the threads contend for those cache lines. The caller keeps the
+    arrays alive."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        source = context.make_array(array)(context, builder, value=args[0])
+        view = context.make_array(array)(context, builder)
+        for name in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(view, name, getattr(source, name))
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+
+    return array(array), codegen
+
+
+_unowned = cast(Callable[[np.ndarray], np.ndarray], _unowned_view)  # as called in kernels
 
 
 # ----------------------------------------------------------------------------- text
@@ -275,7 +309,11 @@ def _train_job(
     No array views are made in the loops: a view would touch the shared arrays' reference
     counts atomically and make the worker threads contend for one cache line.
     """
-    syn1neg, syn1, noise, codes, points, code_lengths = tables
+    syn0 = _unowned(syn0)  # shared by every thread: no reference counting (see _unowned)
+    syn1neg, syn1, noise = _unowned(tables[0]), _unowned(tables[1]), _unowned(tables[2])
+    codes, points, code_lengths = _unowned(tables[3]), _unowned(tables[4]), _unowned(tables[5])
+    keep = _unowned(keep)
+    words, sentence_ends = _unowned(words), _unowned(sentence_ends)
     dim = syn0.shape[1]
     grad = np.empty(dim, dtype=np.float32)
     hidden = np.empty((1, dim), dtype=np.float32)

@@ -42,6 +42,13 @@ class LMBatch(NamedTuple):
         """The same batch on ``device``."""
         return LMBatch(self.inputs.to(device), self.targets.to(device), self.reset)
 
+    def shard(self, rank: int, world: int) -> LMBatch:
+        """Rows ``rank * B/world`` to ``(rank + 1) * B/world``: one process's streams in
+        multi-process training (each carries its own rows' state from window to window)."""
+        rows = self.inputs.shape[0] // world
+        part = slice(rank * rows, (rank + 1) * rows)
+        return LMBatch(self.inputs[part], self.targets[part], self.reset)
+
 
 @dataclass(frozen=True)
 class RNNLMConfig:

@@ -14,9 +14,10 @@ A task is generic over its prepared data ``DataT`` (what ``setup`` returns).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -29,6 +30,7 @@ from seqlab.errors import ConfigError, RunDirError
 from seqlab.io import atomic_write_text
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
+from seqlab.train import distributed
 from seqlab.train.checkpoint import load_weights
 from seqlab.train.trainer import Trainer, seed_everything, set_threads
 
@@ -154,10 +156,20 @@ class TrainedTask(Task[DataT]):
         fold: int | None = None,
         console: Console | None = None,
     ) -> dict[str, float]:
-        """Train in ``run_dir`` and return the final metrics of the best weights."""
+        """Train in ``run_dir`` and return the final metrics of the best weights.
+
+        In a process group (``--nproc N``, torchrun) rank 0 sets the data up first (and
+        writes the vocabularies), the others then read them; each trains on its part of the
+        batches (``seqlab.train.distributed``); rank 0 alone computes the final metrics (the
+        others return ``{}``)."""
+        ctx = distributed.context()
         seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
         set_threads(cfg.trainer.threads)
-        data = self.setup(cfg, run_dir, train=not resume, fold=fold)
+        data = distributed.main_first(
+            ctx,
+            lambda: self.setup(cfg, run_dir, train=not resume, fold=fold),
+            lambda: self.setup(cfg, run_dir, train=False, fold=fold),
+        )
         model = self.build_model(cfg, data).to(cfg.trainer.device)
         trainer = Trainer(
             model,
@@ -167,7 +179,9 @@ class TrainedTask(Task[DataT]):
             console=console,
             final_metrics=lambda m: self.final_metrics(cfg, m, data, "val"),
         )
-        trainer.fit(lambda epoch: self.train_batches(cfg, data, epoch), resume=resume)
+        trainer.fit(self._batches(cfg, data, ctx), resume=resume)
+        if not ctx.main:
+            return {}
         load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
         metrics: dict[str, float] = {"steps": float(trainer.state.step)}
@@ -176,6 +190,20 @@ class TrainedTask(Task[DataT]):
             metrics.update(self.final_metrics(cfg, model, data, split))
             self.write_report(cfg, model, data, split)
         return metrics
+
+    def _batches(
+        self, cfg: ExperimentConfig, data: DataT, ctx: distributed.Context
+    ) -> Callable[[int], Iterable[Any]]:
+        """``epoch -> batches``: the task's, or this process's part of them in a group."""
+        if not ctx.active:
+            return lambda epoch: self.train_batches(cfg, data, epoch)
+        size = distributed.rank_batch_size(cfg.trainer.batch_size, ctx.world)
+        per_rank = cfg.replace(trainer=dataclasses.replace(cfg.trainer, batch_size=size))
+        return lambda epoch: distributed.rank_batches(
+            lambda: self.train_batches(cfg, data, epoch),
+            lambda: self.train_batches(per_rank, data, epoch),
+            ctx,
+        )
 
     def load_trained(
         self,

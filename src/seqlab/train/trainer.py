@@ -7,6 +7,11 @@ A model provides ``loss(batch) -> LossOutput``; the task provides batches for ea
 trainer never branches on the model type; it owns what every model needs: moving
 batches to the model's device, mixed precision (``trainer.precision``), gradient
 accumulation (``trainer.accumulate``), the lr schedule, clipping and the weight average.
+
+In a process group (``seqlab train --nproc N``, torchrun) the model is wrapped in torch's
+DistributedDataParallel, each process trains on its part of every global batch (see
+``seqlab.train.distributed``), every process evaluates (so decisions that follow the
+validation numbers agree) and rank 0 alone logs, writes metrics and checkpoints.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from seqlab.config import ExperimentConfig
 from seqlab.contract import LossOutput, contract, move_to
 from seqlab.errors import ConfigError, TrainingError
 from seqlab.rundir import RunDir
+from seqlab.train import distributed
 from seqlab.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -76,6 +83,8 @@ class TrainState:
     best: float | None = None
     bad_evals: int = 0
     done: bool = False
+    world: int = 1
+    """The number of processes that trained it (a run resumes with as many)."""
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -117,7 +126,10 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.evaluate = evaluate
         self.final_metrics = final_metrics
+        self.ctx = distributed.context()
         self.console = console or Console(stderr=True)
+        if not self.ctx.main:
+            self.console = Console(stderr=True, quiet=True)  # rank 0 speaks for all
         self.device = module_device(model, cfg.trainer.device)
         self.optimizer = build_optimizer(model.parameters(), cfg.optim)
         self.schedule = Schedule(self.optimizer, cfg.optim, cfg.trainer.max_steps)
@@ -136,11 +148,22 @@ class Trainer:
         self._stop_requested = False
         self._started = time.perf_counter()
         self._writer: Any = None
+        self._ddp: DistributedDataParallel | None = None
+        self._spare: Any = None  # this process's last batch (a weight-0 stand-in, see DDP)
+        self._window_n_global = 0
+        if self.ctx.active:
+            self._ddp = DistributedDataParallel(
+                _LossForward(model),
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,  # some models skip parameters on some batches
+            )  # (this broadcasts rank 0's initial weights to every process)
+            if not self.ctx.main:  # dropout masks of their own; rank 0 as a single process
+                seed_everything(cfg.trainer.seed + 1_000_003 * self.ctx.rank, False)
 
     # ------------------------------------------------------------------ checkpoints
 
     def save(self) -> None:
-        payload = {
+        payload: dict[str, Any] = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -152,14 +175,31 @@ class Trainer:
         if self.scaler is not None:
             payload["scaler"] = self.scaler.state_dict()
         self._read_back()  # never overwrite the last good checkpoint with a diverged one
-        save_checkpoint(self.files.checkpoint, payload)
+        if self.ctx.active:  # what differs between processes: RNGs, carried model state
+            payload["ranks"] = distributed.gather(
+                {"rng": rng_state(), "extra": move_to(_extra_state(self.model), "cpu")}
+            )
+        if self.ctx.main:
+            save_checkpoint(self.files.checkpoint, payload)
 
     def load(self) -> None:
         payload = load_checkpoint(self.files.checkpoint, map_location=str(self.device))
+        world = int(payload["state"].get("world", 1))
+        if world != self.ctx.world:
+            flag = f"--nproc {world}" if world > 1 else "no --nproc"
+            raise ConfigError(
+                f"{self.files.checkpoint}: this run was trained by {world} process(es), "
+                f"not {self.ctx.world}; resume it with {flag}"
+            )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.schedule.load_state_dict(payload["schedule"])
-        set_rng_state(payload["rng"])
+        if "ranks" in payload:
+            mine = payload["ranks"][self.ctx.rank]
+            set_rng_state(mine["rng"])
+            self.model.load_state_dict(mine["extra"], strict=False)
+        else:
+            set_rng_state(payload["rng"])
         self.state = TrainState(**payload["state"])
         if self.average is not None:
             if "average" not in payload:
@@ -184,6 +224,7 @@ class Trainer:
             self._reopen()
             if self.state.done:
                 return self.state
+        self.state.world = self.ctx.world
         self._started = time.perf_counter()
         previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self._request_stop)
@@ -226,6 +267,7 @@ class Trainer:
                     progress.update(task_id, advance=1, rate=rate)
                     if tcfg.log_every and st.step % tcfg.log_every == 0:
                         loss = self._mean_loss(window_n)  # reads the losses back: a sync
+                        rate = self._rate(window_n, start)
                         progress.update(task_id, loss=loss)
                         if not tcfg.progress:  # plain lines for logs when the bar is off
                             self.console.print(
@@ -234,17 +276,19 @@ class Trainer:
                                 highlight=False,
                                 soft_wrap=True,
                             )
-                    if self._stop_requested:
+                    stop, timed_out = self._flags()
+                    if stop:
                         self.save()
                         raise Interrupted(
                             f"interrupted at step {st.step}; the state is saved in "
                             f"{self.run_dir}; continue with --resume"
                         )
                     # decided before evaluating, so that the last evaluation knows it is last
-                    out_of_budget = self._out_of_budget()
+                    out_of_budget = self._out_of_budget(timed_out)
                     last = out_of_budget or (last_in_epoch and st.epoch + 1 >= tcfg.epochs)
                     if tcfg.eval_every and st.step % tcfg.eval_every == 0:
-                        self._evaluate(self._mean_loss(window_n), rate, last=last)
+                        loss = self._mean_loss(window_n)
+                        self._evaluate(loss, self._rate(window_n, start), last=last)
                         evaluated_at = st.step
                     elif tcfg.checkpoint_every and st.step % tcfg.checkpoint_every == 0:
                         self.save()
@@ -258,41 +302,66 @@ class Trainer:
                     if st.epoch >= tcfg.epochs:
                         st.done = True
                 if evaluated_at != st.step and (not tcfg.eval_every or st.done):
-                    rate = window_n / _elapsed(start)
-                    self._evaluate(self._mean_loss(window_n), rate, last=st.done)
+                    loss = self._mean_loss(window_n)
+                    self._evaluate(loss, self._rate(window_n, start), last=st.done)
             st.done = True
             self.save()
 
     def _mean_loss(self, window_n: int) -> float:
-        """The mean training loss of this epoch so far (read back from the device)."""
+        """The mean training loss of this epoch so far (read back from the device); over
+        every process's items in a process group."""
         self._read_back()
-        return self._window_loss / max(window_n, 1)
+        if not self.ctx.active:
+            return self._window_loss / max(window_n, 1)
+        total, n = distributed.all_sum([self._window_loss, float(window_n)], self.device)
+        self._window_n_global = int(n)
+        return total / max(n, 1)
+
+    def _rate(self, window_n: int, start: float) -> float:
+        """Items per second this epoch, of all processes (after ``_mean_loss``)."""
+        return (self._window_n_global if self.ctx.active else window_n) / _elapsed(start)
+
+    def _flags(self) -> tuple[bool, bool]:
+        """(stop requested, out of time), agreed by every process of a group (any says
+        yes), so that all stop at the same step."""
+        limit = self.cfg.trainer.max_minutes
+        minutes = (time.perf_counter() - self._started) / 60
+        stop, timed_out = self._stop_requested, limit is not None and minutes >= limit
+        if self.ctx.active:
+            stop, timed_out = distributed.all_any([stop, timed_out], self.device)
+        return stop, timed_out
 
     def _read_back(self) -> None:
         """Bring the pending losses to the host in one transfer; add them to the window in
         step order, or raise at the first step whose loss (with the penalty) was not
         finite."""
-        if not self._pending:
+        if not self._pending and not self.ctx.active:
             return
         pending, self._pending = self._pending, []
-        values = torch.stack([p.loss for p in pending] + [p.total for p in pending])
-        numbers = values.double().tolist()
+        numbers: list[float] = []
+        if pending:
+            values = torch.stack([p.loss for p in pending] + [p.total for p in pending])
+            numbers = values.double().tolist()
         losses, totals = numbers[: len(pending)], numbers[len(pending) :]
+        bad, bad_value = math.inf, math.nan
         for item, loss, total in zip(pending, losses, totals, strict=True):
             if not math.isfinite(total):
-                raise TrainingError(
-                    f"loss became {total} at step {item.step} (epoch {item.epoch}); the "
-                    f"last good checkpoint is kept in {self.files.checkpoint}; try a lower "
-                    f"optim.lr or trainer.clip_norm"
-                )
+                bad, bad_value = item.step, total
+                break
             self._window_loss += loss * item.n
+        if self.ctx.active:  # every process stops at the first bad step of any
+            bad = distributed.all_min(bad, self.device)
+        if bad < math.inf:
+            epoch = next((p.epoch for p in pending if p.step == bad), self.state.epoch + 1)
+            raise TrainingError(
+                f"loss became {bad_value} at step {int(bad)} (epoch {epoch}); the "
+                f"last good checkpoint is kept in {self.files.checkpoint}; try a lower "
+                f"optim.lr or trainer.clip_norm"
+            )
 
-    def _out_of_budget(self) -> bool:
+    def _out_of_budget(self, timed_out: bool) -> bool:
         tcfg = self.cfg.trainer
-        if tcfg.max_steps is not None and self.state.step >= tcfg.max_steps:
-            return True
-        minutes = (time.perf_counter() - self._started) / 60
-        return tcfg.max_minutes is not None and minutes >= tcfg.max_minutes
+        return timed_out or tcfg.max_steps is not None and self.state.step >= tcfg.max_steps
 
     def _train_step(self, batches: list[Any]) -> int:
         """One optimizer step on ``batches`` (``trainer.accumulate`` of them, or the rest of
@@ -304,7 +373,8 @@ class Trainer:
         batch's n (so that an fp16 backward sees numbers of the usual size). One batch is
         the plain step, unscaled.
         """
-        tcfg = self.cfg.trainer
+        if self._ddp is not None:
+            return self._train_step_ddp(self._ddp, batches)
         self.optimizer.zero_grad(set_to_none=True)
         accumulating = len(batches) > 1
         total, unit = 0, 1
@@ -332,9 +402,70 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clipping sees the true gradients
         if accumulating:
-            for param in self.model.parameters():
-                if param.grad is not None:
-                    param.grad.div_(max(total, 1) / unit)
+            self._divide_grads(max(total, 1) / unit)
+        self._apply_step()
+        return total
+
+    def _train_step_ddp(self, ddp: DistributedDataParallel, batches: list[Any]) -> int:
+        """One optimizer step of a process group: this process's parts of the step's global
+        batches (``None`` for none: its last batch again, with weight 0). Returns the items
+        of this process.
+
+        With n_i items in this process's i-th batch and T items over all processes, the
+        step's gradient must be ``sum n_i * grad(loss_i) / T``, as for one process on the
+        union. Each backward gets ``loss_i * n_i / u`` where u is the mean over processes
+        of their first batch's n (one number in all processes, about the size of one n);
+        DDP averages over the W processes, so the gradients are finally divided by
+        ``T / (W * u)`` (1 with one batch per step, the usual case). The weight penalty is
+        added once per process, weighted so that it counts once in all.
+        """
+        world = self.ctx.world
+        self.optimizer.zero_grad(set_to_none=True)
+        total, unit, first_sum = 0, 1.0, 0.0
+        for index, part in enumerate(batches):
+            weight = part is not None
+            if part is not None:
+                self._spare = part
+            elif self._spare is None:
+                raise TrainingError(
+                    f"process {self.ctx.rank} of {world} has no batch to train on (the epoch "
+                    "has fewer batches than processes); use fewer processes or smaller batches"
+                )
+            last = index == len(batches) - 1
+            # gradients are all-reduced at the step's last backward only
+            with contextlib.nullcontext() if last else ddp.no_sync():
+                with self._autocast():
+                    out: LossOutput = ddp(move_to(self._spare, self.device))
+                n = out.n if weight else 0
+                if index == 0:
+                    first_sum = distributed.all_sum([float(n)], self.device)[0]
+                    unit = max(first_sum, 1.0) / world
+                total += n
+                loss = out.loss * (n / unit)
+                if last:
+                    extra = penalty(self.model, self.cfg.optim)
+                    if extra is not None:
+                        loss = loss + extra * (total / unit)
+                step, epoch = self.state.step + 1, self.state.epoch + 1
+                self._pending.append(_Pending(step, epoch, n, out.loss.detach(), loss.detach()))
+                (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        everyone = first_sum if len(batches) == 1 else distributed.all_sum([total], self.device)[0]
+        divisor = max(everyone, 1.0) / (world * unit)
+        if divisor != 1.0:
+            self._divide_grads(divisor)
+        self._apply_step()
+        return total
+
+    def _divide_grads(self, divisor: float) -> None:
+        for param in self.model.parameters():
+            if param.grad is not None:
+                param.grad.div_(divisor)
+
+    def _apply_step(self) -> None:
+        """Clip, step the optimizer (through the scaler), average the weights, schedule."""
+        tcfg = self.cfg.trainer
         if tcfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), tcfg.clip_value)
         if tcfg.clip_norm is not None:
@@ -348,7 +479,6 @@ class Trainer:
             self.average.update_parameters(self.model)
         self.schedule.on_step()
         self.state.step += 1
-        return total
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -389,7 +519,8 @@ class Trainer:
         if _is_better(value, st.best, ecfg.mode):
             st.best = value
             st.bad_evals = 0
-            save_weights(self.files.best_weights, model)
+            if self.ctx.main:
+                save_weights(self.files.best_weights, model)
         else:
             st.bad_evals += 1
             if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
@@ -397,13 +528,14 @@ class Trainer:
                 record["early_stopped"] = True
         number = len(st.history) + 1  # this evaluation's, counted over resumes
         periodic = ecfg.final_every > 0 and number % ecfg.final_every == 0
-        if self.final_metrics is not None and (last or st.done or periodic):
+        if self.final_metrics is not None and (last or st.done or periodic) and self.ctx.main:
             with torch.no_grad():
                 record.update(self.final_metrics(model))
         self.model.train()
         st.history.append(record)
-        with open(self.files.metrics_log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self.ctx.main:
+            with open(self.files.metrics_log, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
         if self._writer is not None:
             for key, val in record.items():
                 if isinstance(val, int | float) and key not in ("step", "epoch"):
@@ -424,12 +556,12 @@ class Trainer:
             TextColumn("{task.fields[rate]:.0f} items/s"),
             TimeElapsedColumn(),
             console=self.console,
-            disable=not self.cfg.trainer.progress,
+            disable=not self.cfg.trainer.progress or not self.ctx.main,
             transient=True,
         )
 
     def _open_tensorboard(self) -> None:
-        if not self.cfg.trainer.tensorboard:
+        if not self.cfg.trainer.tensorboard or not self.ctx.main:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -449,6 +581,24 @@ class _Pending(NamedTuple):
     """The model's mean loss over its n items (0-dim, on the device)."""
     total: torch.Tensor
     """What backward() got: the loss with the weight penalty."""
+
+
+class _LossForward(nn.Module):
+    """``forward(batch) = model.loss(batch)``: what DistributedDataParallel wraps, since it
+    synchronises gradients of what goes through ``forward``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> LossOutput:
+        return contract(self.model).loss(batch)
+
+
+def _extra_state(model: nn.Module) -> dict[str, Any]:
+    """The ``_extra_state`` entries of the model's state dict (state carried between
+    batches, which differs between the processes of a group)."""
+    return {k: v for k, v in model.state_dict().items() if k.endswith("_extra_state")}
 
 
 def _groups(batches: Iterable[Any], skip: int, size: int) -> Iterator[tuple[int, list[Any], bool]]:
