@@ -24,6 +24,7 @@ NAMES = {
     "babi",
     "babi10k",
     "word_similarity",
+    "fsdd",
 }
 
 

@@ -369,3 +369,25 @@ DATASETS.register(
         archive="wikitext-2-v1.zip",
     ),
 )
+
+# FSDD speech (issue 19): 2,500 recordings, found on the search path only (no checked
+# download for this five-speaker copy); the recordings' listing digest is in PROVENANCE.md.
+_FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
+DATASETS.register(
+    "fsdd",
+    DatasetSpec(
+        name="fsdd",
+        description="Free Spoken Digit Dataset, 8 kHz wav: 5 speakers x 10 digits x 50 "
+        "recordings (indices 0-4 test); recordings/ beside these files",
+        folder="fsdd",
+        files={"readme": "README.md", "metadata": "metadata.py"},
+        licence="CC BY-SA 4.0",
+        url=f"https://github.com/Jakobovski/free-spoken-digit-dataset/tree/{_FSDD_COMMIT}",
+        citation="Jackson et al. (2018), Free Spoken Digit Dataset v1.0.8, "
+        "doi:10.5281/zenodo.1342401",
+        sha256={
+            "README.md": "523de3cafa0f54707a0ab2760a2d32b640ccfe834a081d7d35c894f1fb6d79f5",
+            "metadata.py": "b7fcb538c27ec10ef94031de437b6b9da4724e8fdd2a1c6f25e7b3d76a067c76",
+        },
+    ),
+)
