@@ -24,9 +24,7 @@ def to_float(samples: np.ndarray) -> np.ndarray:
     if samples.dtype == np.uint8:  # 8-bit wav is unsigned, centred on 128
         return ((samples.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
     if np.issubdtype(samples.dtype, np.integer):
-        return (samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)).astype(
-            np.float32
-        )
+        return (samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)).astype(np.float32)
     return samples.astype(np.float32)
 
 

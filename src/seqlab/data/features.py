@@ -10,7 +10,8 @@ r"""Log-mel filterbank features over ``torch.stft``.
     S[t, m]   = log(sum_f W[m, f] P[t, f] + floor)                    log-mel (T, M)
     normalise: ``utterance``: (S - mean_t S) / std_t S per mel bin; ``none``: S as it is
 
-T frames = 1 + N // hop_length (the signal is padded by n_fft // 2 on both sides).
+T frames = 1 + N // hop_length (the signal is padded by n_fft // 2 on both sides, by
+reflection; a signal of N <= n_fft // 2 samples is first zero-padded to n_fft // 2 + 1).
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ class LogMel:
         self.window = torch.hann_window(cfg.win_length)
 
     def frames(self, num_samples: int) -> int:
-        """How many frames ``num_samples`` samples give."""
-        return 1 + num_samples // self.cfg.hop_length
+        """How many frames ``num_samples`` samples give (very short inputs are first padded
+        with zeros to n_fft // 2 + 1 samples, the least the reflect padding needs)."""
+        return 1 + max(num_samples, self.cfg.n_fft // 2 + 1) // self.cfg.hop_length
 
     def __call__(self, samples: np.ndarray | Tensor) -> Tensor:
         cfg = self.cfg
@@ -112,4 +114,3 @@ class LogMel:
             std = features.std(dim=0, keepdim=True, unbiased=False)
             features = (features - mean) / (std + 1e-5)
         return features.contiguous()
-

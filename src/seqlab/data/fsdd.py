@@ -46,9 +46,7 @@ def list_recordings(folder: Path) -> list[Recording]:
         match = NAME.fullmatch(path.name)
         if match is None:
             raise DataError(f"{path}: not an FSDD name ({{digit}}_{{speaker}}_{{index}}.wav)")
-        found.append(
-            Recording(int(match["digit"]), match["speaker"], int(match["index"]), path)
-        )
+        found.append(Recording(int(match["digit"]), match["speaker"], int(match["index"]), path))
     if not found:
         raise DataError(f"{folder}: no wav files")
     return found
