@@ -188,7 +188,11 @@ def evaluate(
 @user_errors
 def predict(
     run_dir: Path = typer.Argument(..., help="A trained run dir."),
-    source: str = typer.Argument("-", help="Input file, one example per line ('-': stdin)."),
+    sources: list[str] | None = typer.Argument(
+        None,
+        help="Input file(s), one example per line ('-' or none: stdin); speech: wav files, "
+        "captioning: .npy arrays, one example each.",
+    ),
     analogy: tuple[str, str, str] | None = typer.Option(
         None, "--analogy", help="Word vectors: A B C -> the words nearest A - B + C."
     ),
@@ -200,13 +204,14 @@ def predict(
     debug: bool = DebugOpt,
 ) -> None:
     """Predict for each input line (labels, tags...) and print one output line each
-    (bAbI QA: one line per question of the story)."""
+    (bAbI QA: one line per question of the story; speech: the digits of each wav file;
+    captioning: the caption of each .npy input)."""
     from seqlab.evaluation import predict_lines
 
     count = 0
     queries = [" ".join(analogy)] if analogy else None
-    source = story if story is not None else source
-    for line in predict_lines(run_dir, source, queries, device=device):
+    inputs: str | list[str] = story if story is not None else (sources or "-")
+    for line in predict_lines(run_dir, inputs, queries, device=device):
         sys.stdout.write(line + "\n")
         count += 1
     emit_json({"predictions": count}, as_json)
@@ -273,6 +278,12 @@ def plot(
     story: str | None = typer.Option(
         None, "--story", help="memory: a bAbI story file; its last question is drawn."
     ),
+    wav: str | None = typer.Option(
+        None, "--wav", help="attention: a wav file for a speech run (any sample rate)."
+    ),
+    image: str | None = typer.Option(
+        None, "--image", help="attention: a .npy image for a captioning run."
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -281,7 +292,17 @@ def plot(
     from seqlab.plots import make_plot
 
     word_list = [w for item in words for w in item.split(",") if w] if words else None
-    path = make_plot(run_dir, kind, out, words=word_list, fresh=fresh, text=text, story=story)
+    path = make_plot(
+        run_dir,
+        kind,
+        out,
+        words=word_list,
+        fresh=fresh,
+        text=text,
+        story=story,
+        wav=wav,
+        image=image,
+    )
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)
 

@@ -119,14 +119,29 @@ def evaluate_run(
 
 
 def predict_lines(
-    run_dir: Path, source: str, lines: list[str] | None = None, device: str | None = None
+    run_dir: Path,
+    source: str | list[str],
+    lines: list[str] | None = None,
+    device: str | None = None,
 ) -> Iterator[str]:
-    """One output line per input line of ``source`` (a path, or ``-`` for stdin), or of
-    ``lines`` when given."""
+    """One output line per input line of ``source`` (a path, ``-`` for stdin, or several
+    paths read in turn), or of ``lines`` when given. A task that reads whole files
+    (``predict_inputs = "files"``: speech, captioning) gets the paths themselves."""
     run = LoadedRun.load(run_dir, device=device)
     if lines is not None:
         yield from run.predict(lines)
         return
+    sources = [source] if isinstance(source, str) else source
+    if run.task.predict_inputs == "files":
+        if sources == ["-"]:
+            raise DataError(f"task {run.task.name!r} predicts for files: give their paths")
+        yield from run.predict(sources)
+        return
+    for one in sources:
+        yield from _predict_file(run, one)
+
+
+def _predict_file(run: LoadedRun, source: str) -> Iterator[str]:
     if source == "-":
         yield from run.predict(sys.stdin)
         return

@@ -11,26 +11,32 @@ import inspect
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from seqlab.analysis.alignment import plot_alignment
+from seqlab.analysis.caption_attention import plot_caption_attention
 from seqlab.analysis.confusion import plot_confusion
 from seqlab.analysis.curves import plot_curves
 from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
 from seqlab.analysis.memory import plot_memory
 from seqlab.analysis.tree import plot_tree
+from seqlab.data.audio import read_wav
 from seqlab.data.readers import Tree, parse_babi, parse_tree
 from seqlab.errors import ConfigError, DataError, RunDirError
+from seqlab.models.las import LAS
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config
 from seqlab.tasks import TASKS
 from seqlab.tasks.babi_qa import BabiQATask, encode
 from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.caption import CaptionTask, load_array
+from seqlab.tasks.speech import SpeechTask
 from seqlab.tasks.word2vec import load_run_vectors
 from seqlab.train.trainer import seed_everything
 
@@ -180,6 +186,62 @@ def run_memory(run_dir: Path, out: Path, story: str | None = None) -> Path:
     )
 
 
+def run_attention(
+    run_dir: Path, out: Path, wav: str | None = None, image: str | None = None
+) -> Path:
+    """What each output step attended to: for a speech run, the alignment of the digits to
+    the frames of ``--wav FILE`` (else of the first test utterance); for a captioning run,
+    the attention over the feature map for each word of ``--image FILE.npy``'s caption
+    (else of the first test scene)."""
+    cfg = load_run_config(run_dir)
+    task = TASKS.get(cfg.task)
+    if isinstance(task, SpeechTask):
+        if image is not None:
+            raise ConfigError("a speech run's attention plot takes --wav, not --image")
+        return _speech_attention(task, cfg, run_dir, out, wav)
+    if isinstance(task, CaptionTask):
+        if wav is not None:
+            raise ConfigError("a captioning run's attention plot takes --image, not --wav")
+        return _caption_attention(task, cfg, run_dir, out, image)
+    raise ConfigError(f"attention plots need a speech or caption run, {run_dir} is {cfg.task!r}")
+
+
+def _speech_attention(
+    task: SpeechTask, cfg: Any, run_dir: Path, out: Path, wav: str | None
+) -> Path:
+    model, data = task.load_trained(cfg, run_dir)
+    if wav is not None:
+        samples, source = read_wav(wav, data.logmel.cfg.rate), Path(wav).name
+    else:
+        utterance = data.splits["test"][0]
+        samples, source = data.bank.render(utterance), f"test utterance {utterance.text}"
+    with torch.no_grad():
+        frames, labels, weights = task.alignment(cfg, model, data, samples)
+    text = "".join(label for label in labels if label != "</s>")
+    return plot_alignment(
+        frames.numpy(),
+        weights.numpy(),
+        labels,
+        out,
+        seconds_per_frame=data.logmel.cfg.hop_length / data.logmel.cfg.rate,
+        reduction=cast(LAS, model).listener.reduction,
+        title=f"{Path(run_dir).resolve().name}: {source} -> {text}",
+    )
+
+
+def _caption_attention(
+    task: CaptionTask, cfg: Any, run_dir: Path, out: Path, image: str | None
+) -> Path:
+    model, data = task.load_trained(cfg, run_dir)
+    inputs = load_array(Path(image), batched=False) if image else data.inputs["test"][0]
+    if inputs.ndim != 2:
+        raise ConfigError(f"attention plots draw over an image (H, W), got {inputs.shape}")
+    with torch.no_grad():
+        words, weights, grid = task.attention(cfg, model, data, inputs)
+    caption = " ".join(w for w in words if w != "<eos>")
+    return plot_caption_attention(inputs, weights.numpy(), grid, words, out, title=caption)
+
+
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", run_curves)
 PLOTS.register("embeddings", run_embeddings)
@@ -187,6 +249,7 @@ PLOTS.register("gradient-flow", run_gradient_flow)
 PLOTS.register("confusion", run_confusion)
 PLOTS.register("tree", run_tree)
 PLOTS.register("memory", run_memory)
+PLOTS.register("attention", run_attention)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

@@ -9,10 +9,12 @@ from seqlab.tasks.autoencoder import AutoencoderTask
 from seqlab.tasks.babi_qa import BabiQATask
 from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import BowClassifyTask
+from seqlab.tasks.caption import CaptionTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
 from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
+from seqlab.tasks.speech import SpeechTask
 from seqlab.tasks.tagging import TaggingTask
 from seqlab.tasks.tree_sentiment import TreeSentimentTask
 from seqlab.tasks.word2vec import Word2VecTask
@@ -28,5 +30,7 @@ TASKS.register("classify", SentenceClassifyTask())
 TASKS.register("ae_bow", AutoencoderTask())
 TASKS.register("tree_sentiment", TreeSentimentTask())
 TASKS.register("babi_qa", BabiQATask())
+TASKS.register("speech", SpeechTask())
+TASKS.register("caption", CaptionTask())
 
 __all__ = ["TASKS", "Task"]

@@ -19,7 +19,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from rich.console import Console
 from torch import nn
@@ -45,6 +45,9 @@ class Task(ABC, Generic[DataT]):
     models: ClassVar[Registry[ModelSpec[Any]]]
     default_model: ClassVar[str]
     supports_folds: ClassVar[bool] = False
+    predict_inputs: ClassVar[Literal["lines", "files"]] = "lines"
+    """What ``seqlab predict`` hands to :meth:`predict`: the lines of its input files, or
+    (``files``: wav, npy) the paths of the files themselves."""
 
     # ---------------------------------------------------------------- data
 

@@ -1,0 +1,40 @@
+r"""A small convolutional image encoder that keeps a feature map (Show, Attend and Tell's
+"annotation vectors", Xu et al., 2015).
+
+.. code-block:: text
+
+    x^0 = image                                                        (B, 1, H, W)
+    x^l = maxpool_2x2( relu( conv_3x3(x^{l-1}) ) )  for l < L, no pool at the last layer
+    a = x^L read row by row: one annotation vector per location        (B, H'·W', C)
+
+With L layers H' = H / 2^(L-1) and W' = W / 2^(L-1) (floor at each pooling).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class ConvEncoder(nn.Module):
+    """``ConvEncoder(channels, num_layers)``: images (B, H, W) -> annotations (B, K, C)."""
+
+    def __init__(self, channels: int, num_layers: int = 3) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"ConvEncoder needs num_layers >= 1, got {num_layers}")
+        layers: list[nn.Module] = []
+        for layer in range(num_layers):
+            layers.append(nn.Conv2d(1 if layer == 0 else channels, channels, 3, padding=1))
+            layers.append(nn.ReLU())
+            if layer < num_layers - 1:
+                layers.append(nn.MaxPool2d(2))
+        self.layers = nn.Sequential(*layers)
+        self.channels = channels
+
+    def feature_map(self, images: Tensor) -> Tensor:
+        """(B, H, W) -> (B, C, H', W')."""
+        return self.layers(images.unsqueeze(1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        """(B, H, W) -> (B, H'·W', C), locations row by row."""
+        return self.feature_map(images).flatten(2).transpose(1, 2)
