@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ class SpeechDataConfig:
     """Training utterances composed afresh each epoch."""
     val_utterances: int = 300
     test_utterances: int = 500
+    curriculum: tuple[int, ...] = ()
+    """The most digits of a training utterance in the first, second, ... epoch (then
+    ``compose.max_digits``): short utterances first let the speller learn to attend
+    before it must move along 7 digits."""
     split_seed: int = 1234
     """Seed of the validation and test utterances (the same for every trainer.seed)."""
     compose: ComposeConfig = field(default_factory=ComposeConfig)
@@ -74,6 +78,8 @@ class SpeechDataConfig:
             raise ConfigError("data.compose: need 1 <= min_digits <= max_digits")
         if not 0 <= self.compose.min_gap <= self.compose.max_gap:
             raise ConfigError("data.compose: need 0 <= min_gap <= max_gap")
+        if any(not 1 <= n <= self.compose.max_digits for n in self.curriculum):
+            raise ConfigError("data.curriculum: each entry must be in 1..compose.max_digits")
         self.features.validate()
 
 
@@ -158,7 +164,13 @@ class SpeechTask(TrainedTask[SpeechData]):
     ) -> Iterator[SpeechBatch]:
         dcfg: SpeechDataConfig = cfg.data
         seed = cfg.trainer.seed * 100_003 + epoch
-        utterances = compose(data.train_recordings, dcfg.train_utterances, dcfg.compose, seed)
+        compose_cfg = dcfg.compose
+        if epoch < len(dcfg.curriculum):  # the trainer counts epochs from 0
+            most = dcfg.curriculum[epoch]
+            compose_cfg = replace(
+                compose_cfg, max_digits=most, min_digits=min(most, compose_cfg.min_digits)
+            )
+        utterances = compose(data.train_recordings, dcfg.train_utterances, compose_cfg, seed)
         samples = [data.bank.render(u) for u in utterances]
         order = bucket_batches([len(s) for s in samples], cfg.trainer.batch_size, True, seed)
         for chosen in order:
