@@ -152,3 +152,26 @@ def test_config_loads_and_val_stays_off_test() -> None:
     cfg = load_config(REPO / "configs" / "fsdd_las.yaml")
     assert cfg.task == "speech" and cfg.eval.metric == "val_der"
     assert set(cfg.data.val_indices).isdisjoint(range(5))
+
+
+def test_splits_and_curriculum(tmp_path: Path) -> None:
+    cfg = load_config(
+        write_config(tmp_path),
+        ["data.curriculum=[1,2]", "data.compose.max_digits=4", "trainer.batch_size=64"],
+    )
+    task = SpeechTask()
+    data = task.setup(cfg, tmp_path, train=True)
+    assert all(r.index < 5 for u in data.splits["test"] for r in u.recordings)
+    assert all(r.index == 5 for u in data.splits["val"] for r in u.recordings)
+    assert {r.index for r in data.train_recordings} == {6, 7}
+    assert [len(f) for f in data.features["test"]] == [
+        data.logmel.frames(len(data.bank.render(u))) for u in data.splits["test"]
+    ]
+    longest = []
+    for epoch in range(3):
+        batches = list(task.train_batches(cfg, data, epoch))
+        assert sum(len(b.lengths) for b in batches) == 64
+        longest.append(max(int(b.targets.lengths.max()) - 1 for b in batches))  # less </s>
+        again = list(task.train_batches(cfg, data, epoch))
+        assert all(torch.equal(a.features, b.features) for a, b in zip(batches, again, strict=True))
+    assert longest == [1, 2, 4]
