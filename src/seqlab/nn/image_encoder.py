@@ -3,15 +3,19 @@ r"""A small convolutional image encoder that keeps a feature map (Show, Attend a
 
 .. code-block:: text
 
-    x^0 = image                                                        (B, 1, H, W)
+    x^0 = [image; x-coordinate; y-coordinate]   coordinates in [-1, 1]   (B, 3, H, W)
     x^l = maxpool_2x2( relu( conv_3x3(x^{l-1}) ) )  for l < L, no pool at the last layer
     a = x^L read row by row: one annotation vector per location        (B, H'·W', C)
 
-With L layers H' = H / 2^(L-1) and W' = W / 2^(L-1) (floor at each pooling).
+With L layers H' = H / 2^(L-1) and W' = W / 2^(L-1) (floor at each pooling). The two
+coordinate channels (CoordConv, Liu et al. 2018) let the features say where they are, so
+a decoder's content-based attention can move left to right; without them a small CNN's
+features are nearly translation invariant and the attention has no position to go by.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -24,7 +28,7 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"ConvEncoder needs num_layers >= 1, got {num_layers}")
         layers: list[nn.Module] = []
         for layer in range(num_layers):
-            layers.append(nn.Conv2d(1 if layer == 0 else channels, channels, 3, padding=1))
+            layers.append(nn.Conv2d(3 if layer == 0 else channels, channels, 3, padding=1))
             layers.append(nn.ReLU())
             if layer < num_layers - 1:
                 layers.append(nn.MaxPool2d(2))
@@ -33,7 +37,12 @@ class ConvEncoder(nn.Module):
 
     def feature_map(self, images: Tensor) -> Tensor:
         """(B, H, W) -> (B, C, H', W')."""
-        return self.layers(images.unsqueeze(1))
+        batch, height, width = images.shape
+        ys = torch.linspace(-1.0, 1.0, height, device=images.device, dtype=images.dtype)
+        xs = torch.linspace(-1.0, 1.0, width, device=images.device, dtype=images.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
+        coordinates = torch.stack([grid_x, grid_y]).expand(batch, 2, height, width)
+        return self.layers(torch.cat([images.unsqueeze(1), coordinates], dim=1))
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, H, W) -> (B, H'·W', C), locations row by row."""
