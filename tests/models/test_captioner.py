@@ -67,3 +67,18 @@ def test_battery_and_overfit(name: str, tmp_path: Path) -> None:
         decoded = model.decode(inputs)
         assert decoded[0].attention is not None
         assert decoded[0].attention.shape == (4, grid[0] * grid[1])  # 3 words and <eos>
+
+
+def test_cnn_features_know_where_they_are() -> None:
+    """The same blob at two places gives different annotation vectors at its location
+    (coordinate channels); a plain CNN would give the same ones, shifted."""
+    from seqlab.nn.image_encoder import ConvEncoder
+
+    torch.manual_seed(0)
+    encoder = ConvEncoder(8, num_layers=2)
+    left, right = torch.zeros(1, 8, 16), torch.zeros(1, 8, 16)
+    left[0, 2:6, 2:6] = 1.0
+    right[0, 2:6, 10:14] = 1.0
+    maps = encoder.feature_map(left), encoder.feature_map(right)  # (1, 8, 4, 8) each
+    assert maps[0].shape == (1, 8, 4, 8)
+    assert not torch.allclose(maps[0][..., 1:3], maps[1][..., 5:7], atol=1e-3)
