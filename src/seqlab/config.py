@@ -185,6 +185,9 @@ class EvalConfig:
     final_every: int = 0
     """Also compute the task's expensive final metrics (BLEU, per-task tables) at every
     K-th evaluation (0: only at the last evaluation of training)."""
+    test: bool = True
+    """Evaluate the ``split`` (test) split at the end of training; ``seqlab search`` sets it
+    false, so that choosing a recipe never sees test numbers."""
 
     def validate(self) -> None:
         if self.final_every < 0:

@@ -65,6 +65,9 @@ class ClassifyDataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 1234
+    train_fraction: float = 1.0
+    """Train on this fraction of the training examples (a seeded subset by ``split_seed``;
+    a smaller fraction's subset is part of a larger one's): learning curves, few labels."""
     eval_batch_size: int = 500
     batching: Literal["bucket", "random"] = "bucket"
     """Training batches: ``bucket`` groups examples of similar length (less padding, fast);
@@ -75,6 +78,8 @@ class ClassifyDataConfig:
     def validate(self) -> None:
         if self.max_length < 1:
             raise ConfigError("data.max_length must be >= 1")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
 
 CLASSIFY_MODELS: Registry[ModelSpec[ClassifyData]] = Registry("classification model")
@@ -165,6 +170,15 @@ def load_flat(
     return tokens, names
 
 
+def subset(examples: Examples, fraction: float, seed: int) -> Examples:
+    """The first ``round(fraction * n)`` (at least one) examples of a seeded permutation:
+    nested for growing fractions, the same for every model and training seed."""
+    tokens, labels = examples
+    order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
+    kept = sorted(order[: max(1, round(fraction * len(tokens)))])
+    return [tokens[i] for i in kept], [labels[i] for i in kept]
+
+
 class SentenceClassifyTask(TrainedTask[ClassifyData]):
     name = "classify"
     data_config = ClassifyDataConfig
@@ -199,6 +213,10 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 for s, ids in idx.items()
                 if len(ids)
             }
+        if dcfg.train_fraction < 1.0:
+            before = len(splits["train"][0])
+            splits["train"] = subset(splits["train"], dcfg.train_fraction, dcfg.split_seed)
+            report["train_before_fraction"] = before
         if dcfg.lowercase:
             splits = {s: ([[w.lower() for w in t] for t in x], y) for s, (x, y) in splits.items()}
         for split, (tokens_, _) in splits.items():
