@@ -27,6 +27,7 @@ from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
 from seqlab.analysis.memory import plot_memory
 from seqlab.analysis.param_curves import plot_param_curves
+from seqlab.analysis.reconstruction import plot_reconstruction
 from seqlab.analysis.tree import plot_tree
 from seqlab.config import read_yaml
 from seqlab.data.audio import read_wav
@@ -246,6 +247,28 @@ def _caption_attention(
     return plot_caption_attention(inputs, weights.numpy(), grid, words, out, title=caption)
 
 
+def run_reconstruction(run_dir: Path, out: Path) -> Path:
+    """Exact reconstruction and token accuracy by sentence length of a seq_autoencode run
+    (its test split, else its validation split)."""
+    files = RunDir(run_dir)
+    split = next((s for s in ("test", "val") if files.reconstruction(s).is_file()), None)
+    if split is None:
+        raise RunDirError(
+            f"{run_dir}: no {files.reconstruction('test').name} or "
+            f"{files.reconstruction('val').name}; train or evaluate a seq_autoencode run"
+        )
+    table = json.loads(files.reconstruction(split).read_text(encoding="utf-8"))
+    bins = [b for b in table["bins"] if b["sentences"]]
+    return plot_reconstruction(
+        [f"{b['min_length']}-{b['max_length']}" for b in bins],
+        [b["exact"] for b in bins],
+        [b["token_acc"] for b in bins],
+        [b["sentences"] for b in bins],
+        out,
+        title=f"{Path(run_dir).resolve().name}: greedy reconstruction ({split})",
+    )
+
+
 def finished_runs(folder: Path) -> list[Path]:
     """The finished run dirs in and below ``folder`` (a search or ``--seeds`` dir, or a
     folder of them); a run dir's own sub-dirs (folds, pretraining) are part of it."""
@@ -340,6 +363,7 @@ PLOTS.register("memory", run_memory)
 PLOTS.register("attention", run_attention)
 PLOTS.register("validation-curve", run_validation_curve)
 PLOTS.register("learning-curve", run_learning_curve)
+PLOTS.register("reconstruction", run_reconstruction)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

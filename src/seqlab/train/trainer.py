@@ -546,6 +546,8 @@ class Trainer:
                 save_weights(self.files.best_weights, model)
         else:
             st.bad_evals += 1
+            if ecfg.select == "last":
+                save_weights(self.files.best_weights, model)
             if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
                 st.done = True
                 record["early_stopped"] = True
