@@ -22,10 +22,11 @@ from typing import Literal, cast
 
 import torch
 from rich.console import Console
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from seqlab.config import ExperimentConfig
+from seqlab.config import ExperimentConfig, read_yaml
 from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.readers import Tree, read_polarity, read_trees
@@ -107,6 +108,8 @@ class ClassifyData:
     labels: list[str]
     splits: dict[str, Examples]
     report: dict[str, int]
+    fresh: bool = False
+    """Set up to train (not to load a trained run): ``model.init_from`` applies."""
 
 
 def _sst_label(label: int, scheme: str) -> int | None:
@@ -179,6 +182,27 @@ def subset(examples: Examples, fraction: float, seed: int) -> Examples:
     return [tokens[i] for i in kept], [labels[i] for i in kept]
 
 
+def read_encoder(run_dir: Path, cell: str) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The vocabulary and weights of a finished ``seq_autoencode`` run (``model.init_from``)."""
+    files = RunDir(run_dir)
+    if not files.config.is_file():
+        raise ConfigError(f"model.init_from {run_dir}: not a run dir (no config.yaml)")
+    config = read_yaml(files.config)
+    if config.get("task") != "seq_autoencode":
+        raise ConfigError(
+            f"model.init_from {run_dir}: a {config.get('task')!r} run; it must be a "
+            "seq_autoencode run"
+        )
+    source_cell = (config.get("model") or {}).get("cell", "lstm")
+    if source_cell != cell:
+        raise ConfigError(f"model.init_from {run_dir}: cell {source_cell} there, {cell} here")
+    if not files.best_weights.is_file():
+        raise ConfigError(
+            f"model.init_from {run_dir}: no {files.best_weights.name}; train it first"
+        )
+    return Vocab.load(files.vocab).itos, load_file(str(files.best_weights))
+
+
 class SentenceClassifyTask(TrainedTask[ClassifyData]):
     name = "classify"
     data_config = ClassifyDataConfig
@@ -236,7 +260,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
             Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")
-        return ClassifyData(vocab, label_names, splits, report)
+        return ClassifyData(vocab, label_names, splits, report, fresh=train)
 
     def setup_eval(
         self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
@@ -254,6 +278,13 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         if vectors is not None:
             report = cast(SentenceClassifier, model).load_vectors(data.vocab.itos, vectors)
             Console(stderr=True).print(str(report), highlight=False)
+        init_from = getattr(cfg.model, "init_from", None)
+        if init_from is not None and data.fresh:
+            itos, weights = read_encoder(Path(init_from), cfg.model.cell)
+            line = cast(RNNClassifier, model).load_encoder(
+                data.vocab.itos, itos, weights, init_from
+            )
+            Console(stderr=True).print(line, highlight=False)
         return model
 
     def make_batch(
