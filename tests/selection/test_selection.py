@@ -191,3 +191,36 @@ def test_learning_and_validation_curve_plots(tmp_path: Path) -> None:
     args = ["plot", str(out), "--kind", "validation-curve", "--param", "model.name"]
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and "not a number" in result.output
+
+
+def test_more_folds_than_examples_is_a_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "three.tsv"
+    data.write_text("pos\tgood film\nneg\tbad film\npos\tnice\n", encoding="utf-8")
+    config = tmp_path / "folds.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "classify",
+                "data": {"dataset": str(data), "encoding": "utf-8"},
+                "model": CNN,
+                "eval": {"metric": "val_acc", "mode": "max", "folds": 5},
+            }
+        )
+    )
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "eval.folds = 5 is more than the 3 examples" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(config),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "eval.folds=1",
+            "--set",
+            "data.val_fraction=0.9",
+        ],
+    )
+    assert result.exit_code == 2 and "leave no training example" in result.output
