@@ -138,6 +138,7 @@ def test_search_random_never_computes_test_and_writes_best(tmp_path: Path) -> No
     assert best["model"]["maps"] == summary["trials"][0]["params"]["model.maps"]
     table = (out / "trials.md").read_text()
     assert "model.maps" in table and "Test not computed" in table
+    assert all(f"| {r['params']['optim.lr']:.4g} |" in table for r in summary["trials"])
     # the study is resumable: asking for 4 trials runs one more
     search(config, space, out, trials=4, sampler="random", prune=False)
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")

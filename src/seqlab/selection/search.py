@@ -292,7 +292,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [str(r["trial"]), r["state"]]
-        cells += [_cell(r["params"].get(k)) for k in keys]
+        cells += [_param_cell(r["params"].get(k)) for k in keys]
         cells += [_cell(r["value"])] + [_cell(r["dev"].get(d)) for d in dev if d != metric]
         cells += [str(r["evaluations"])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -301,6 +301,11 @@ def to_markdown(summary: dict[str, Any]) -> str:
     if summary["next"]:
         lines.append(f"Train the best config and test it once with: `{summary['next']}`")
     return "\n".join(lines) + "\n"
+
+
+def _param_cell(value: Any) -> str:
+    """A searched value as given (``1e-05``, not rounded away)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _cell(value: Any) -> str:
