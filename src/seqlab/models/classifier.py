@@ -36,16 +36,31 @@ from seqlab.nn.conv import (
     masked_max_over_time,
     masked_mean_over_time,
 )
+from seqlab.nn.distill import distillation_loss
 from seqlab.nn.pooling import AttentionPooling, last_state, max_pool, mean_pool
 from seqlab.nn.recurrent import Recurrent
 
 
+class SoftTargets(NamedTuple):
+    """A teacher's softened class distribution for distillation (``nn/distill.py``)."""
+
+    probs: Tensor  # (B, K) softmax(teacher logits / temperature)
+    temperature: float
+    alpha: float
+
+    def to(self, device: torch.device | str) -> SoftTargets:
+        return SoftTargets(self.probs.to(device), self.temperature, self.alpha)
+
+
 class ClassifyBatch(NamedTuple):
     words: Padded  # ids (B, T), lengths (B,), mask (B, T)
-    labels: Tensor  # (B,) label ids
+    labels: Tensor  # (B,) label ids (UNLABELLED = -1: only a soft target)
+    soft: SoftTargets | None = None
+    """Training on a teacher's soft targets (knowledge distillation) when given."""
 
     def to(self, device: torch.device | str) -> ClassifyBatch:
-        return ClassifyBatch(self.words.to(device), self.labels.to(device))
+        soft = None if self.soft is None else self.soft.to(device)
+        return ClassifyBatch(self.words.to(device), self.labels.to(device), soft)
 
 
 @dataclass(frozen=True)
@@ -134,8 +149,14 @@ class SentenceClassifier(nn.Module):
         raise NotImplementedError
 
     def loss(self, batch: ClassifyBatch) -> LossOutput:
-        """Mean cross-entropy over the batch's examples."""
-        return LossOutput(F.cross_entropy(self.logits(batch), batch.labels), len(batch.labels))
+        """Mean cross-entropy over the batch's examples; with soft targets, the
+        distillation loss of Hinton et al. (2015) (``seqlab.nn.distill``)."""
+        logits = self.logits(batch)
+        if batch.soft is None:
+            return LossOutput(F.cross_entropy(logits, batch.labels), len(batch.labels))
+        soft = batch.soft
+        loss = distillation_loss(logits, soft.probs, batch.labels, soft.temperature, soft.alpha)
+        return LossOutput(loss, len(batch.labels))
 
     def predict(self, batch: ClassifyBatch) -> Tensor:
         """Label ids (B,)."""

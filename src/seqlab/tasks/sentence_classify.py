@@ -39,13 +39,16 @@ from seqlab.models.classifier import (
     RNNClassifier,
     RNNClassifierConfig,
     SentenceClassifier,
+    SoftTargets,
     TextCNN,
     TextCNNConfig,
 )
+from seqlab.nn.distill import UNLABELLED
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, load_labels, save_labels
 from seqlab.tasks.bow_classify import split_indices
+from seqlab.tasks.distill import teacher_probs
 from seqlab.train.device import module_device
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -70,6 +73,17 @@ class ClassifyDataConfig:
     """Train on this fraction of the training examples (a seeded subset by ``split_seed``;
     a smaller fraction's subset is part of a larger one's): learning curves, few labels."""
     eval_batch_size: int = 500
+    teachers: tuple[str, ...] = ()
+    """Knowledge distillation (Hinton et al., 2015): finished ``classify`` run dirs whose
+    softened predictions (averaged over an ensemble) the model learns from, with the
+    labels; the loss is ``alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * CE``."""
+    temperature: float = 2.0
+    """The distillation temperature T."""
+    alpha: float = 0.5
+    """The weight of the soft (teacher) term."""
+    unlabelled: str | None = None
+    """A text file (one whitespace-tokenised sentence per line) whose sentences are added
+    to training with the teachers' soft targets only (needs ``teachers``)."""
     batching: Literal["bucket", "random"] = "bucket"
     """Training batches: ``bucket`` groups examples of similar length (less padding, fast);
     ``random`` draws each batch at random from the whole training set, as Kim's (2014) code
@@ -79,6 +93,13 @@ class ClassifyDataConfig:
     def validate(self) -> None:
         if self.max_length < 1:
             raise ConfigError("data.max_length must be >= 1")
+        if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(
+                f"data.temperature must be > 0 and data.alpha in [0, 1], got "
+                f"{self.temperature} and {self.alpha}"
+            )
+        if self.unlabelled is not None and not self.teachers:
+            raise ConfigError("data.unlabelled needs data.teachers (its only targets are soft)")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
@@ -110,6 +131,8 @@ class ClassifyData:
     report: dict[str, int]
     fresh: bool = False
     """Set up to train (not to load a trained run): ``model.init_from`` applies."""
+    soft: torch.Tensor | None = None
+    """(N_train, K) the teachers' softened distributions (``data.teachers``)."""
 
 
 def _sst_label(label: int, scheme: str) -> int | None:
@@ -171,6 +194,16 @@ def load_flat(
     if not tokens:
         raise DataError(f"{path}: empty corpus (no labelled lines)")
     return tokens, names
+
+
+def read_unlabelled(path_or_name: str, encoding: str) -> list[list[str]]:
+    """The non-empty lines of a text file, whitespace-tokenised."""
+    path = resolve(path_or_name)
+    with open(path, encoding=encoding) as handle:
+        tokens = [line.split() for line in handle if line.strip()]
+    if not tokens:
+        raise DataError(f"{path}: no sentence in data.unlabelled")
+    return tokens
 
 
 def subset(examples: Examples, fraction: float, seed: int) -> Examples:
@@ -241,6 +274,11 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             before = len(splits["train"][0])
             splits["train"] = subset(splits["train"], dcfg.train_fraction, dcfg.split_seed)
             report["train_before_fraction"] = before
+        if dcfg.unlabelled is not None:
+            extra = read_unlabelled(dcfg.unlabelled, dcfg.encoding)
+            report["train_unlabelled"] = len(extra)
+            train_tokens, train_labels = splits["train"]
+            splits["train"] = (train_tokens + extra, train_labels + [UNLABELLED] * len(extra))
         if dcfg.lowercase:
             splits = {s: ([[w.lower() for w in t] for t in x], y) for s, (x, y) in splits.items()}
         for split, (tokens_, _) in splits.items():
@@ -260,7 +298,17 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
             Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")
-        return ClassifyData(vocab, label_names, splits, report, fresh=train)
+        soft = None
+        if dcfg.teachers:
+            soft = teacher_probs(
+                self,
+                dcfg.teachers,
+                splits["train"][0],
+                label_names,
+                dcfg.temperature,
+                cfg.trainer.device,
+            )
+        return ClassifyData(vocab, label_names, splits, report, fresh=train, soft=soft)
 
     def setup_eval(
         self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
@@ -317,6 +365,9 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             batch = self.make_batch(
                 cfg, data, [tokens[i] for i in chosen], [labels[i] for i in chosen]
             )
+            if data.soft is not None:
+                targets = SoftTargets(data.soft[chosen], dcfg.temperature, dcfg.alpha)
+                batch = batch._replace(soft=targets)
             yield batch
 
     def evaluate(
