@@ -9,7 +9,12 @@ import torch
 
 from seqlab.data.batching import pad_batch
 from seqlab.errors import ConfigError
-from seqlab.models.seq_autoencoder import SeqAEBatch, SeqAutoencoder, SeqAutoencoderConfig
+from seqlab.models.seq_autoencoder import (
+    SeqAEBatch,
+    SeqAutoencoder,
+    SeqAutoencoderConfig,
+    reverse_padded,
+)
 from seqlab.testing import (
     assert_all_parameters_get_gradient,
     assert_batch_equals_singles,
@@ -78,3 +83,19 @@ def test_config_errors() -> None:
         SeqAutoencoderConfig(embedding_size=8, hidden_size=16, tie_embeddings=True).validate()
     tied = build(SeqAutoencoderConfig(embedding_size=16, hidden_size=16, tie_embeddings=True))
     assert tied.output.weight is tied.embedding.weight
+
+
+def test_reverse_source_reads_backwards_within_each_length() -> None:
+    source = pad_batch([[4, 5, 6], [7, 8]], PAD)
+    assert reverse_padded(source).tolist() == [[6, 5, 4], [8, 7, PAD]]
+    model = build(SeqAutoencoderConfig(embedding_size=8, hidden_size=16, reverse_source=True))
+    model.eval()
+    batch = batch_of(ROWS)
+    alone = [model.encode(batch_of([r]).source)[0] for r in ROWS]  # h: (1, 1, H) each
+    torch.testing.assert_close(model.encode(batch.source)[0], torch.cat(alone, 1))
+    forward = build()
+    forward.load_state_dict(model.state_dict())
+    assert not torch.allclose(forward.encode(batch.source)[0], model.encode(batch.source)[0])
+    assert_overfits(model, batch, steps=400, lr=0.02, below=0.02)
+    model.eval()
+    assert model.predict(batch) == ROWS

@@ -129,3 +129,27 @@ def test_init_from_mismatches_are_clear(sa_run: tuple[Path, Path], tmp_path: Pat
     cfg = load_config(classifier_config(tmp_path, data, init_from=str(tmp_path)))
     with pytest.raises(ConfigError, match="not a run dir"):
         task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))
+
+
+def test_a_backward_encoder_starts_the_backward_direction(
+    sa_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, data = sa_run
+    backward = tmp_path / "backward"
+    backward.mkdir()
+    for name in ("best.safetensors", "vocab.json"):
+        (backward / name).write_bytes((run / name).read_bytes())
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["reverse_source"] = True
+    (backward / "config.yaml").write_text(yaml.safe_dump(config))
+    task = TASKS.get("classify")
+    cfg = load_config(classifier_config(tmp_path, data, init_from=str(backward)))
+    model = task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))
+    encoder = load_file(str(run / "best.safetensors"))
+    torch.testing.assert_close(model.rnn.weight_hh_l0_reverse, encoder["encoder.weight_hh_l0"])
+    assert not torch.equal(model.rnn.weight_hh_l0, encoder["encoder.weight_hh_l0"])
+    cfg = load_config(
+        classifier_config(tmp_path, data, init_from=str(backward), bidirectional=False)
+    )
+    with pytest.raises(ConfigError, match="reads backwards"):
+        task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))

@@ -213,10 +213,18 @@ class RNNClassifier(SentenceClassifier):
         encoder_itos: Sequence[str],
         weights: dict[str, Tensor],
         source: str,
+        backward: bool = False,
     ) -> str:
         """Copy a sequence autoencoder's encoder: ``weights`` holds ``embedding.weight``
         (rows in ``encoder_itos`` order) and ``encoder.*`` (the recurrent layers, named as
-        ``self.rnn``'s forward direction). Returns a one-line report."""
+        ``self.rnn``'s forward direction). ``backward``: the encoder read sentences
+        backwards, so it becomes this network's backward direction (which must exist).
+        Returns a one-line report."""
+        if backward and not self.cfg.bidirectional:
+            raise ConfigError(
+                f"model.init_from {source}: its encoder reads backwards "
+                "(reverse_source); it needs model.bidirectional: true"
+            )
         rows = {word: i for i, word in enumerate(encoder_itos)}
         embedding = weights["embedding.weight"]
         if embedding.size(1) != self.embedding.embedding_dim:
@@ -231,9 +239,9 @@ class RNNClassifier(SentenceClassifier):
             theirs = torch.tensor([j for _, j in shared], dtype=torch.long)
             self.embedding.weight[mine] = embedding[theirs].to(self.embedding.weight)
             for name, param in self.rnn.named_parameters():
-                key = f"encoder.{name}"
-                if name.endswith("_reverse"):
-                    continue  # the autoencoder reads forwards only
+                if name.endswith("_reverse") != backward:
+                    continue  # the autoencoder has one direction
+                key = f"encoder.{name.removesuffix('_reverse')}"
                 if key not in weights or weights[key].shape != param.shape:
                     got = tuple(weights[key].shape) if key in weights else "missing"
                     raise ConfigError(
@@ -244,7 +252,8 @@ class RNNClassifier(SentenceClassifier):
                 copied += 1
         return (
             f"init_from {source}: {len(shared)} of {len(itos) - 1} words and {copied} "
-            "recurrent tensors (forward direction) from the autoencoder's encoder"
+            f"recurrent tensors ({'backward' if backward else 'forward'} direction) from the "
+            "autoencoder's encoder"
         )
 
 

@@ -215,8 +215,9 @@ def subset(examples: Examples, fraction: float, seed: int) -> Examples:
     return [tokens[i] for i in kept], [labels[i] for i in kept]
 
 
-def read_encoder(run_dir: Path, cell: str) -> tuple[list[str], dict[str, torch.Tensor]]:
-    """The vocabulary and weights of a finished ``seq_autoencode`` run (``model.init_from``)."""
+def read_encoder(run_dir: Path, cell: str) -> tuple[list[str], dict[str, torch.Tensor], bool]:
+    """The vocabulary and weights of a finished ``seq_autoencode`` run (``model.init_from``)
+    and whether its encoder read sentences backwards."""
     files = RunDir(run_dir)
     if not files.config.is_file():
         raise ConfigError(f"model.init_from {run_dir}: not a run dir (no config.yaml)")
@@ -233,7 +234,8 @@ def read_encoder(run_dir: Path, cell: str) -> tuple[list[str], dict[str, torch.T
         raise ConfigError(
             f"model.init_from {run_dir}: no {files.best_weights.name}; train it first"
         )
-    return Vocab.load(files.vocab).itos, load_file(str(files.best_weights))
+    backward = bool((config.get("model") or {}).get("reverse_source", False))
+    return Vocab.load(files.vocab).itos, load_file(str(files.best_weights)), backward
 
 
 class SentenceClassifyTask(TrainedTask[ClassifyData]):
@@ -328,9 +330,9 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             Console(stderr=True).print(str(report), highlight=False)
         init_from = getattr(cfg.model, "init_from", None)
         if init_from is not None and data.fresh:
-            itos, weights = read_encoder(Path(init_from), cfg.model.cell)
+            itos, weights, backward = read_encoder(Path(init_from), cfg.model.cell)
             line = cast(RNNClassifier, model).load_encoder(
-                data.vocab.itos, itos, weights, init_from
+                data.vocab.itos, itos, weights, init_from, backward
             )
             Console(stderr=True).print(line, highlight=False)
         return model
