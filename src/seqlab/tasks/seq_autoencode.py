@@ -184,7 +184,8 @@ class SeqAutoencodeTask(TrainedTask[SeqAEData]):
             words = sum(len(s) for s in sentences)
             unknown = sum(w not in vocab for s in sentences for w in s)
             report[f"{split}_unk_per_mille"] = round(1000 * unknown / words)
-        atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+        if train:  # a loaded run (eval, serve) leaves its run dir as it is
+            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
         return SeqAEData(vocab, splits, report, run_dir)
 
     def train_batches(
