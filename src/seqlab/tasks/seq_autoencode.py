@@ -201,7 +201,9 @@ class SeqAutoencodeTask(TrainedTask[SeqAEData]):
         for chosen in order:
             yield make_batch(data.vocab, [sentences[i] for i in chosen])
 
-    def _batches(self, cfg: ExperimentConfig, data: SeqAEData, split: str) -> Iterator[SeqAEBatch]:
+    def _split_batches(
+        self, cfg: ExperimentConfig, data: SeqAEData, split: str
+    ) -> Iterator[SeqAEBatch]:
         sentences = data.splits[split]
         size = cfg.data.eval_batch_size
         for start in range(0, len(sentences), size):
@@ -218,7 +220,7 @@ class SeqAutoencodeTask(TrainedTask[SeqAEData]):
         outputs: list[list[int]] = []
         loss_sum, n = 0.0, 0
         with torch.no_grad():
-            for batch in self._batches(cfg, data, split):
+            for batch in self._split_batches(cfg, data, split):
                 batch = move_to(batch, device)
                 out = contract(model).loss(batch)
                 loss_sum += float(out.loss) * out.n
