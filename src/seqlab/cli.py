@@ -1,5 +1,5 @@
-"""The `seqlab` command line: train | eval | predict | generate | plot | report | bench | data |
-demo.
+"""The `seqlab` command line: train | search | eval | predict | generate | plot | report | bench |
+data | demo.
 
 Every command takes ``--json`` (the last line on stdout is one JSON object with the
 results) and ``--debug`` (show tracebacks). Errors a user can fix print one line on
@@ -107,10 +107,18 @@ def train(
         help="Train with N processes on this machine (DistributedDataParallel: gloo on the "
         "CPU, nccl on CUDA); trainer.batch_size is the global batch.",
     ),
+    seeds: str | None = typer.Option(
+        None,
+        "--seeds",
+        help="Train once per seed (1-5 or 1,3,7) into OUT/seed_N; report mean ± std.",
+    ),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Train a model; writes config.yaml, metrics.jsonl, checkpoints and metrics.json."""
+    if seeds is not None:
+        _train_seeds(config, sets, out, seeds, resume=resume, force=force, as_json=as_json)
+        return
     from seqlab.errors import ConfigError
     from seqlab.loader import load_config
     from seqlab.provenance import Invocation
@@ -161,6 +169,78 @@ def _train_processes(
         raise typer.Exit(err.exit_code if err.exit_code > 0 else 1) from None
     result: dict[str, Any] = json.loads(RunDir(run_dir).metrics.read_text(encoding="utf-8"))
     return result
+
+
+def _train_seeds(
+    config: Path | None,
+    sets: list[str],
+    out: Path | None,
+    seeds: str,
+    *,
+    resume: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    from seqlab.errors import ConfigError
+    from seqlab.report import to_markdown
+    from seqlab.selection.seeds import parse_seeds, train_seeds
+
+    if config is None:
+        raise ConfigError("--seeds needs a CONFIG file")
+    folder = out if out is not None else Path("runs") / config.stem
+    result = train_seeds(
+        config, sets, parse_seeds(seeds), folder, resume=resume, force=force, console=stderr
+    )
+    sys.stdout.write(to_markdown(result))
+    stdout.print(f"table written to {folder / 'seeds.md'}", highlight=False)
+    emit_json(result, as_json)
+
+
+# ------------------------------------------------------------------------------ search
+
+
+@app.command()
+@user_errors
+def search(
+    config: Path = typer.Argument(..., help="Experiment YAML (configs/*.yaml)."),
+    space: Path = typer.Option(..., "--space", help="Search space YAML: key: {distribution}."),
+    trials: int | None = typer.Option(
+        None, "--trials", help="Trials in the study in all (grid: default every point)."
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help="grid | random | tpe."),
+    sets: list[str] = typer.Option([], "--set", help="Override a key in every trial."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Search dir (default runs/search_<config name>)."
+    ),
+    seed: int = typer.Option(1, "--seed", help="The sampler's seed."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Median pruning on dev."),
+    as_json: bool = JsonOpt,
+    debug: bool = DebugOpt,
+) -> None:
+    """Search hyper-parameters on dev (Optuna); never computes test. Resumable: run the
+    same command again to continue the study."""
+    from seqlab.selection.search import search as run_search
+
+    folder = out if out is not None else Path("runs") / f"search_{config.stem}"
+    result = run_search(
+        config,
+        space,
+        folder,
+        trials=trials,
+        sampler=sampler,
+        sets=sets,
+        seed=seed,
+        prune=prune,
+        console=stderr,
+    )
+    sys.stdout.write((folder / "trials.md").read_text(encoding="utf-8"))
+    stdout.print(
+        "test not computed; train the best config with: "
+        + (result["next"] or "(no trial completed)"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    emit_json(result, as_json)
 
 
 # ------------------------------------------------------------------------------ eval
@@ -284,6 +364,11 @@ def plot(
     image: str | None = typer.Option(
         None, "--image", help="attention: a .npy image for a captioning run."
     ),
+    param: str | None = typer.Option(
+        None,
+        "--param",
+        help="validation-curve / learning-curve: the searched key on the x axis.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -302,6 +387,7 @@ def plot(
         story=story,
         wav=wav,
         image=image,
+        param=param,
     )
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)

@@ -185,6 +185,13 @@ class EvalConfig:
     final_every: int = 0
     """Also compute the task's expensive final metrics (BLEU, per-task tables) at every
     K-th evaluation (0: only at the last evaluation of training)."""
+    select: Literal["best", "last"] = "best"
+    """The weights a run keeps (``best.safetensors``, the final metrics): ``best`` those with
+    the best ``metric`` on dev (model selection by early stopping's rule), ``last`` those of
+    the last evaluation (no selection: the baseline early stopping is compared to)."""
+    test: bool = True
+    """Evaluate the ``split`` (test) split at the end of training; ``seqlab search`` sets it
+    false, so that choosing a recipe never sees test numbers."""
 
     def validate(self) -> None:
         if self.final_every < 0:

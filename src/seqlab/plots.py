@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +26,10 @@ from seqlab.analysis.curves import plot_curves
 from seqlab.analysis.embedding_map import plot_embedding_map
 from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
 from seqlab.analysis.memory import plot_memory
+from seqlab.analysis.param_curves import plot_param_curves
+from seqlab.analysis.reconstruction import plot_reconstruction
 from seqlab.analysis.tree import plot_tree
+from seqlab.config import read_yaml
 from seqlab.data.audio import read_wav
 from seqlab.data.readers import Tree, parse_babi, parse_tree
 from seqlab.errors import ConfigError, DataError, RunDirError
@@ -242,6 +247,112 @@ def _caption_attention(
     return plot_caption_attention(inputs, weights.numpy(), grid, words, out, title=caption)
 
 
+def run_reconstruction(run_dir: Path, out: Path) -> Path:
+    """Exact reconstruction and token accuracy by sentence length of a seq_autoencode run
+    (its test split, else its validation split)."""
+    files = RunDir(run_dir)
+    split = next((s for s in ("test", "val") if files.reconstruction(s).is_file()), None)
+    if split is None:
+        raise RunDirError(
+            f"{run_dir}: no {files.reconstruction('test').name} or "
+            f"{files.reconstruction('val').name}; train or evaluate a seq_autoencode run"
+        )
+    table = json.loads(files.reconstruction(split).read_text(encoding="utf-8"))
+    bins = [b for b in table["bins"] if b["sentences"]]
+    return plot_reconstruction(
+        [f"{b['min_length']}-{b['max_length']}" for b in bins],
+        [b["exact"] for b in bins],
+        [b["token_acc"] for b in bins],
+        [b["sentences"] for b in bins],
+        out,
+        title=f"{Path(run_dir).resolve().name}: greedy reconstruction ({split})",
+    )
+
+
+def finished_runs(folder: Path) -> list[Path]:
+    """The finished run dirs in and below ``folder`` (a search or ``--seeds`` dir, or a
+    folder of them); a run dir's own sub-dirs (folds, pretraining) are part of it."""
+    found: list[Path] = []
+
+    def walk(path: Path) -> None:
+        if RunDir(path).config.is_file():
+            if RunDir(path).metrics.is_file():
+                found.append(path)
+            return
+        for child in sorted(p for p in path.iterdir() if p.is_dir()):
+            walk(child)
+
+    if not Path(folder).is_dir():
+        raise RunDirError(f"{folder}: no such search or seeds dir")
+    walk(Path(folder))
+    if not found:
+        raise RunDirError(f"{folder}: holds no finished run (no metrics.json in or below it)")
+    return found
+
+
+def _config_value(config: dict[str, Any], key: str, run_dir: Path) -> float:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"{RunDir(run_dir).config}: has no key {key!r}")
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        raise ConfigError(f"{RunDir(run_dir).config}: {key} is {node!r}, not a number to plot")
+    return float(node)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def param_curve(folder: Path, out: Path, param: str, xlabel: str) -> Path:
+    """A dev metric and the train / dev loss at the chosen checkpoint against ``param``,
+    from every finished run in ``folder`` (mean ± std over the runs at each value)."""
+    points: dict[float, list[dict[str, float]]] = {}
+    metric = ""
+    for run_dir in finished_runs(folder):
+        config = read_yaml(RunDir(run_dir).config)
+        metric = str((config.get("eval") or {}).get("metric", "val_loss"))
+        final = json.loads(RunDir(run_dir).metrics.read_text(encoding="utf-8"))
+        history = read_history(run_dir)
+        chosen = next(
+            (r for r in history if metric in r and r[metric] == final.get(metric)), history[-1]
+        )
+        point = {metric: float(final[metric]), "train": float(chosen["train_loss"])}
+        if "val_loss" in final:
+            point["dev"] = float(final["val_loss"])
+        points.setdefault(_config_value(config, param, run_dir), []).append(point)
+    xs = sorted(points)
+
+    def series(name: str) -> tuple[list[float], list[float]]:
+        stats = [_mean_std([p[name] for p in points[x] if name in p] or [math.nan]) for x in xs]
+        return [m for m, _ in stats], [s for _, s in stats]
+
+    losses = {"train": series("train")} | (
+        {"dev": series("dev")} if "dev" in points[xs[0]][0] else {}
+    )
+    log_x = xs[0] > 0 and xs[-1] / xs[0] >= 100
+    runs = sum(len(v) for v in points.values())
+    title = f"{Path(folder).resolve().name}: {runs} runs at {len(xs)} values of {param}"
+    return plot_param_curves(
+        xs, metric, series(metric), losses, out, xlabel=xlabel, title=title, log_x=log_x
+    )
+
+
+def run_validation_curve(folder: Path, out: Path, param: str | None = None) -> Path:
+    """The dev metric against one hyper-parameter (``--param``, a dotted config key)."""
+    if not param:
+        raise ConfigError("plot kind 'validation-curve' needs --param (e.g. model.dropout)")
+    return param_curve(folder, out, param, param)
+
+
+def run_learning_curve(folder: Path, out: Path, param: str | None = None) -> Path:
+    """The dev metric against the size of the training set (``--param``, default
+    ``data.train_fraction``)."""
+    key = param or "data.train_fraction"
+    return param_curve(folder, out, key, f"training-set size ({key})")
+
+
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", run_curves)
 PLOTS.register("embeddings", run_embeddings)
@@ -250,6 +361,9 @@ PLOTS.register("confusion", run_confusion)
 PLOTS.register("tree", run_tree)
 PLOTS.register("memory", run_memory)
 PLOTS.register("attention", run_attention)
+PLOTS.register("validation-curve", run_validation_curve)
+PLOTS.register("learning-curve", run_learning_curve)
+PLOTS.register("reconstruction", run_reconstruction)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

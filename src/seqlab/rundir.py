@@ -116,6 +116,10 @@ class RunDir:
         model needs to turn text into ids and ids into labels)."""
         return (self.vocab, self.labels, self.chars, self.tags, self.aux_tags)
 
+    def reconstruction(self, split: str) -> Path:
+        """A sequence autoencoder's reconstruction by sentence length on ``split``."""
+        return self.path / f"reconstruction_{split}.json"
+
     def tag_predictions(self, split: str) -> Path:
         """A tagger's gold and predicted tags on ``split`` (for the confusion plot)."""
         return self.path / f"tags_{split}.json"

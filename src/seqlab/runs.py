@@ -34,7 +34,7 @@ from seqlab.tasks import TASKS
 from seqlab.tasks.base import TrainedTask
 from seqlab.train import distributed
 from seqlab.train.device import check_device
-from seqlab.train.trainer import Interrupted
+from seqlab.train.trainer import Interrupted, Pruned
 
 RESUMABLE = (
     "epochs",
@@ -234,6 +234,9 @@ def _finish(
         metrics = _fit(cfg, run_dir, resume=resume, created=created, console=console)
     except (Interrupted, KeyboardInterrupt):
         provenance.finish("interrupted")
+        raise
+    except Pruned:
+        provenance.finish("pruned")
         raise
     except BaseException as err:
         provenance.finish("failed", error=f"{type(err).__name__}: {err}")

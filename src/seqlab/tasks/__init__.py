@@ -14,6 +14,7 @@ from seqlab.tasks.char_mlp_lm import CharMLPLMTask
 from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
+from seqlab.tasks.seq_autoencode import SeqAutoencodeTask
 from seqlab.tasks.speech import SpeechTask
 from seqlab.tasks.tagging import TaggingTask
 from seqlab.tasks.tree_sentiment import TreeSentimentTask
@@ -32,5 +33,6 @@ TASKS.register("tree_sentiment", TreeSentimentTask())
 TASKS.register("babi_qa", BabiQATask())
 TASKS.register("speech", SpeechTask())
 TASKS.register("caption", CaptionTask())
+TASKS.register("seq_autoencode", SeqAutoencodeTask())
 
 __all__ = ["TASKS", "Task"]

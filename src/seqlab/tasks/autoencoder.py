@@ -680,7 +680,7 @@ class AutoencoderTask(TrainedTask[AEData]):
         return (
             {"steps": float(steps)}
             | metrics
-            | self.split_metrics(cfg, model, data, self.splits(data))
+            | self.split_metrics(cfg, model, data, self.final_splits(cfg, data))
         )
 
     def splits(self, data: AEData) -> list[str]:

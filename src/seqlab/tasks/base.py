@@ -69,6 +69,11 @@ class Task(ABC, Generic[DataT]):
         """The splits the prepared data has, for the final evaluation."""
         return ["val", "test"]
 
+    def final_splits(self, cfg: ExperimentConfig, data: DataT) -> list[str]:
+        """The splits the final evaluation of training measures: ``splits`` less the test
+        split (``eval.split``) when ``eval.test`` is false (a search's trials)."""
+        return [s for s in self.splits(data) if cfg.eval.test or s != cfg.eval.split]
+
     # ---------------------------------------------------------------- training
 
     @abstractmethod
@@ -188,7 +193,7 @@ class TrainedTask(Task[DataT]):
         load_weights(RunDir(run_dir).best_weights, model)
         model.eval()
         metrics: dict[str, float] = {"steps": float(trainer.state.step)}
-        for split in self.splits(data):
+        for split in self.final_splits(cfg, data):
             metrics.update(self.evaluate(cfg, model, data, split))
             metrics.update(self.final_metrics(cfg, model, data, split))
             self.write_report(cfg, model, data, split)

@@ -107,6 +107,11 @@ def split_indices(
     """Deterministic train/val/test index arrays (fold ``fold`` of ``folds`` is test)."""
     order = np.random.default_rng(seed).permutation(n)
     if folds > 1:
+        if folds > n:
+            raise ConfigError(
+                f"eval.folds = {folds} is more than the {n} examples of the data: every fold "
+                "needs at least one test example"
+            )
         if fold is None or not 0 <= fold < folds:
             raise ConfigError(f"fold must be in 0..{folds - 1}")
         parts = np.array_split(order, folds)
@@ -116,6 +121,11 @@ def split_indices(
         n_test = int(round(n * test_fraction))
         test, rest = order[:n_test], order[n_test:]
     n_val = max(1, int(round(len(rest) * val_fraction)))
+    if n_val >= len(rest):
+        raise ConfigError(
+            f"{n} examples leave no training example after the test ({len(test)}) and "
+            f"validation ({n_val}) splits; lower eval.folds or the split fractions"
+        )
     return {"train": rest[n_val:], "val": rest[:n_val], "test": test}
 
 

@@ -237,7 +237,7 @@ class NGramLMTask(FittedTask[NGramData]):
             "fit_seconds": seconds,
             "train_tokens": float(sum(len(s) + 1 for s in data.splits["train"])),
         }
-        for split in self.splits(data):
+        for split in self.final_splits(cfg, data):
             metrics.update(self.evaluate(cfg, model, data, split))
         self.log_fit(run_dir, 0, 0, metrics)
         return metrics

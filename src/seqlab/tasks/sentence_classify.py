@@ -22,10 +22,11 @@ from typing import Literal, cast
 
 import torch
 from rich.console import Console
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from seqlab.config import ExperimentConfig
+from seqlab.config import ExperimentConfig, read_yaml
 from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.readers import Tree, read_polarity, read_trees
@@ -38,13 +39,16 @@ from seqlab.models.classifier import (
     RNNClassifier,
     RNNClassifierConfig,
     SentenceClassifier,
+    SoftTargets,
     TextCNN,
     TextCNNConfig,
 )
+from seqlab.nn.distill import UNLABELLED
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, load_labels, save_labels
 from seqlab.tasks.bow_classify import split_indices
+from seqlab.tasks.distill import teacher_probs
 from seqlab.train.device import module_device
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -65,7 +69,21 @@ class ClassifyDataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 1234
+    train_fraction: float = 1.0
+    """Train on this fraction of the training examples (a seeded subset by ``split_seed``;
+    a smaller fraction's subset is part of a larger one's): learning curves, few labels."""
     eval_batch_size: int = 500
+    teachers: tuple[str, ...] = ()
+    """Knowledge distillation (Hinton et al., 2015): finished ``classify`` run dirs whose
+    softened predictions (averaged over an ensemble) the model learns from, with the
+    labels; the loss is ``alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * CE``."""
+    temperature: float = 2.0
+    """The distillation temperature T."""
+    alpha: float = 0.5
+    """The weight of the soft (teacher) term."""
+    unlabelled: str | None = None
+    """A text file (one whitespace-tokenised sentence per line) whose sentences are added
+    to training with the teachers' soft targets only (needs ``teachers``)."""
     batching: Literal["bucket", "random"] = "bucket"
     """Training batches: ``bucket`` groups examples of similar length (less padding, fast);
     ``random`` draws each batch at random from the whole training set, as Kim's (2014) code
@@ -75,6 +93,15 @@ class ClassifyDataConfig:
     def validate(self) -> None:
         if self.max_length < 1:
             raise ConfigError("data.max_length must be >= 1")
+        if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(
+                f"data.temperature must be > 0 and data.alpha in [0, 1], got "
+                f"{self.temperature} and {self.alpha}"
+            )
+        if self.unlabelled is not None and not self.teachers:
+            raise ConfigError("data.unlabelled needs data.teachers (its only targets are soft)")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
 
 CLASSIFY_MODELS: Registry[ModelSpec[ClassifyData]] = Registry("classification model")
@@ -102,6 +129,10 @@ class ClassifyData:
     labels: list[str]
     splits: dict[str, Examples]
     report: dict[str, int]
+    fresh: bool = False
+    """Set up to train (not to load a trained run): ``model.init_from`` applies."""
+    soft: torch.Tensor | None = None
+    """(N_train, K) the teachers' softened distributions (``data.teachers``)."""
 
 
 def _sst_label(label: int, scheme: str) -> int | None:
@@ -165,6 +196,48 @@ def load_flat(
     return tokens, names
 
 
+def read_unlabelled(path_or_name: str, encoding: str) -> list[list[str]]:
+    """The non-empty lines of a text file, whitespace-tokenised."""
+    path = resolve(path_or_name)
+    with open(path, encoding=encoding) as handle:
+        tokens = [line.split() for line in handle if line.strip()]
+    if not tokens:
+        raise DataError(f"{path}: no sentence in data.unlabelled")
+    return tokens
+
+
+def subset(examples: Examples, fraction: float, seed: int) -> Examples:
+    """The first ``round(fraction * n)`` (at least one) examples of a seeded permutation:
+    nested for growing fractions, the same for every model and training seed."""
+    tokens, labels = examples
+    order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
+    kept = sorted(order[: max(1, round(fraction * len(tokens)))])
+    return [tokens[i] for i in kept], [labels[i] for i in kept]
+
+
+def read_encoder(run_dir: Path, cell: str) -> tuple[list[str], dict[str, torch.Tensor], bool]:
+    """The vocabulary and weights of a finished ``seq_autoencode`` run (``model.init_from``)
+    and whether its encoder read sentences backwards."""
+    files = RunDir(run_dir)
+    if not files.config.is_file():
+        raise ConfigError(f"model.init_from {run_dir}: not a run dir (no config.yaml)")
+    config = read_yaml(files.config)
+    if config.get("task") != "seq_autoencode":
+        raise ConfigError(
+            f"model.init_from {run_dir}: a {config.get('task')!r} run; it must be a "
+            "seq_autoencode run"
+        )
+    source_cell = (config.get("model") or {}).get("cell", "lstm")
+    if source_cell != cell:
+        raise ConfigError(f"model.init_from {run_dir}: cell {source_cell} there, {cell} here")
+    if not files.best_weights.is_file():
+        raise ConfigError(
+            f"model.init_from {run_dir}: no {files.best_weights.name}; train it first"
+        )
+    backward = bool((config.get("model") or {}).get("reverse_source", False))
+    return Vocab.load(files.vocab).itos, load_file(str(files.best_weights)), backward
+
+
 class SentenceClassifyTask(TrainedTask[ClassifyData]):
     name = "classify"
     data_config = ClassifyDataConfig
@@ -199,6 +272,15 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 for s, ids in idx.items()
                 if len(ids)
             }
+        if dcfg.train_fraction < 1.0:
+            before = len(splits["train"][0])
+            splits["train"] = subset(splits["train"], dcfg.train_fraction, dcfg.split_seed)
+            report["train_before_fraction"] = before
+        if dcfg.unlabelled is not None:
+            extra = read_unlabelled(dcfg.unlabelled, dcfg.encoding)
+            report["train_unlabelled"] = len(extra)
+            train_tokens, train_labels = splits["train"]
+            splits["train"] = (train_tokens + extra, train_labels + [UNLABELLED] * len(extra))
         if dcfg.lowercase:
             splits = {s: ([[w.lower() for w in t] for t in x], y) for s, (x, y) in splits.items()}
         for split, (tokens_, _) in splits.items():
@@ -218,7 +300,17 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
             Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")
-        return ClassifyData(vocab, label_names, splits, report)
+        soft = None
+        if dcfg.teachers:
+            soft = teacher_probs(
+                self,
+                dcfg.teachers,
+                splits["train"][0],
+                label_names,
+                dcfg.temperature,
+                cfg.trainer.device,
+            )
+        return ClassifyData(vocab, label_names, splits, report, fresh=train, soft=soft)
 
     def setup_eval(
         self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
@@ -236,6 +328,13 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         if vectors is not None:
             report = cast(SentenceClassifier, model).load_vectors(data.vocab.itos, vectors)
             Console(stderr=True).print(str(report), highlight=False)
+        init_from = getattr(cfg.model, "init_from", None)
+        if init_from is not None and data.fresh:
+            itos, weights, backward = read_encoder(Path(init_from), cfg.model.cell)
+            line = cast(RNNClassifier, model).load_encoder(
+                data.vocab.itos, itos, weights, init_from, backward
+            )
+            Console(stderr=True).print(line, highlight=False)
         return model
 
     def make_batch(
@@ -268,6 +367,9 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             batch = self.make_batch(
                 cfg, data, [tokens[i] for i in chosen], [labels[i] for i in chosen]
             )
+            if data.soft is not None:
+                targets = SoftTargets(data.soft[chosen], dcfg.temperature, dcfg.alpha)
+                batch = batch._replace(soft=targets)
             yield batch
 
     def evaluate(

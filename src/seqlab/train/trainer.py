@@ -23,6 +23,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -53,10 +54,32 @@ from seqlab.train.optim import build_optimizer, penalty
 from seqlab.train.schedules import Schedule
 
 Metrics = Callable[[nn.Module], dict[str, float]]
+EvalHook = Callable[[Path, dict[str, Any]], None]
+"""Called after each evaluation with the run dir and the logged record (it may raise
+:class:`Pruned` to stop the run)."""
+
+_EVAL_HOOKS: ContextVar[tuple[EvalHook, ...]] = ContextVar("seqlab_eval_hooks", default=())
 
 
 class Interrupted(Exception):
     """Ctrl-C during training: the state was saved and training can be resumed."""
+
+
+class Pruned(Exception):
+    """An evaluation hook stopped the run (a search pruned an unpromising trial); the
+    state was saved at that evaluation."""
+
+
+@contextlib.contextmanager
+def evaluation_hook(hook: EvalHook) -> Iterator[None]:
+    """Within this block every Trainer calls ``hook(run_dir, record)`` after each
+    evaluation, once the record is logged and the state checkpointed: how a search sees
+    the intermediate dev metric of any task's run without the task knowing."""
+    token = _EVAL_HOOKS.set((*_EVAL_HOOKS.get(), hook))
+    try:
+        yield
+    finally:
+        _EVAL_HOOKS.reset(token)
 
 
 def set_threads(threads: int) -> None:
@@ -523,6 +546,8 @@ class Trainer:
                 save_weights(self.files.best_weights, model)
         else:
             st.bad_evals += 1
+            if ecfg.select == "last":
+                save_weights(self.files.best_weights, model)
             if self.cfg.trainer.early_stopping and st.bad_evals >= self.cfg.trainer.early_stopping:
                 st.done = True
                 record["early_stopped"] = True
@@ -546,6 +571,8 @@ class Trainer:
         # soft_wrap: one line per evaluation, whatever the width (a log file is 80 columns)
         self.console.print(f"[bold]step {st.step}[/bold]  {shown}", soft_wrap=True)
         self.save()
+        for hook in _EVAL_HOOKS.get():
+            hook(self.run_dir, record)
 
     def _progress(self) -> Progress:
         return Progress(

@@ -1,0 +1,81 @@
+"""Teachers for knowledge distillation: finished classifier runs whose softened class
+distributions a student learns from (``data.teachers`` of the ``classify`` task; the
+loss is in ``seqlab.nn.distill``).
+
+Each teacher reads the raw tokens with its own vocabulary, so teacher and student may
+differ in model, vocabulary and tokens kept; they must have the same label set. An
+ensemble's targets are the mean of its members' softened distributions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seqlab.config import ExperimentConfig, TrainerConfig, build_dataclass, read_yaml
+from seqlab.contract import move_to
+from seqlab.errors import ConfigError
+from seqlab.nn.distill import soften
+from seqlab.rundir import RunDir
+from seqlab.train.device import module_device
+
+
+def teacher_config(task: Any, run_dir: Path, device: str) -> ExperimentConfig:
+    """The config of the teacher run in ``run_dir`` (a run of ``task``), on ``device``."""
+    files = RunDir(run_dir)
+    if not files.config.is_file() or not files.best_weights.is_file():
+        raise ConfigError(
+            f"data.teachers: {run_dir} is not a finished run dir (config.yaml and "
+            f"{files.best_weights.name} needed)"
+        )
+    raw = read_yaml(files.config)
+    if raw.get("task") != task.name:
+        raise ConfigError(
+            f"data.teachers: {run_dir} is a {raw.get('task')!r} run; a {task.name} "
+            "student needs a teacher of the same task"
+        )
+    model_raw = dict(raw.get("model") or {})
+    spec = task.models.get(str(model_raw.get("name", task.default_model)))
+    trainer = build_dataclass(TrainerConfig, raw.get("trainer"), "trainer")
+    return ExperimentConfig(
+        task=task.name,
+        data=build_dataclass(task.data_config, raw.get("data"), "data"),
+        model=build_dataclass(spec.config, model_raw, "model"),
+        trainer=TrainerConfig(**(trainer.__dict__ | {"device": device})),
+    )
+
+
+def teacher_probs(
+    task: Any,
+    teachers: Sequence[str],
+    tokens: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    temperature: float,
+    device: str,
+) -> Tensor:
+    """softmax(logits / T) of each teacher for every example of ``tokens``, averaged over
+    the teachers: (N, K) on the CPU. ``labels`` is the student's label set."""
+    total: Tensor | None = None
+    for teacher in teachers:
+        cfg = teacher_config(task, Path(teacher), device)
+        model, data = task.load_trained(cfg, Path(teacher))
+        if list(data.labels) != list(labels):
+            raise ConfigError(
+                f"data.teachers: {teacher} has labels {data.labels}, the student {list(labels)}"
+            )
+        probs = []
+        size = cfg.data.eval_batch_size
+        with torch.no_grad():
+            for start in range(0, len(tokens), size):
+                chunk = tokens[start : start + size]
+                batch = task.make_batch(cfg, data, chunk, [0] * len(chunk))
+                logits = model.logits(move_to(batch, module_device(model)))
+                probs.append(soften(logits.float(), temperature).cpu())
+        stacked = torch.cat(probs)  # (N, K)
+        total = stacked if total is None else total + stacked
+    assert total is not None
+    return total / len(teachers)
