@@ -14,6 +14,7 @@ from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
 from seqlab.tasks.tagging import TaggingTask
+from seqlab.tasks.translate import TranslateTask
 from seqlab.tasks.tree_sentiment import TreeSentimentTask
 from seqlab.tasks.word2vec import Word2VecTask
 
@@ -28,5 +29,6 @@ TASKS.register("classify", SentenceClassifyTask())
 TASKS.register("ae_bow", AutoencoderTask())
 TASKS.register("tree_sentiment", TreeSentimentTask())
 TASKS.register("babi_qa", BabiQATask())
+TASKS.register("translate", TranslateTask())
 
 __all__ = ["TASKS", "Task"]
