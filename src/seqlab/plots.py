@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from seqlab.analysis.attention import plot_attention
 from seqlab.analysis.confusion import plot_confusion
 from seqlab.analysis.curves import plot_curves
 from seqlab.analysis.embedding_map import plot_embedding_map
@@ -31,6 +32,7 @@ from seqlab.runs import load_run_config
 from seqlab.tasks import TASKS
 from seqlab.tasks.babi_qa import BabiQATask, encode
 from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.translate import TranslateTask
 from seqlab.tasks.word2vec import load_run_vectors
 from seqlab.train.trainer import seed_everything
 
@@ -180,6 +182,24 @@ def run_memory(run_dir: Path, out: Path, story: str | None = None) -> Path:
     )
 
 
+def run_attention(run_dir: Path, out: Path, text: str | None = None) -> Path:
+    """The attention of a translate run's decoder over the source ``--text`` at each step
+    of its translation (decoded as the run's config says: ``data.beam_size``)."""
+    if text is None or not text.strip():
+        raise ConfigError("plot kind 'attention' needs --text (a source sentence)")
+    cfg = load_run_config(run_dir)
+    task = TASKS.get(cfg.task)
+    if not isinstance(task, TranslateTask):
+        raise ConfigError(f"attention plots need a translate run, {run_dir} is {cfg.task!r}")
+    model, data = task.load_trained(cfg, run_dir)
+    with torch.no_grad():
+        source, target, weights, translation = task.align(cfg, model, data, text)
+    if weights is None:
+        raise ConfigError(f"{run_dir}: the model has no attention (model.attention: none)")
+    title = f"{text.strip()}\n-> {translation}"
+    return plot_attention(weights, source, target, out, title=title)
+
+
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", run_curves)
 PLOTS.register("embeddings", run_embeddings)
@@ -187,6 +207,7 @@ PLOTS.register("gradient-flow", run_gradient_flow)
 PLOTS.register("confusion", run_confusion)
 PLOTS.register("tree", run_tree)
 PLOTS.register("memory", run_memory)
+PLOTS.register("attention", run_attention)
 
 
 def make_plot(run_dir: Path, kind: str, out: Path | None = None, **options: Any) -> Path:

@@ -32,6 +32,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Literal, cast
 
+import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
@@ -526,7 +527,24 @@ class TranslateTask(TrainedTask[TranslateData]):
                 f"predict: {unknown} source tokens not in the vocabulary (read as <unk>), "
                 f"{cut} sources cut to data.max_source_length={dcfg.max_source_length} tokens",
                 highlight=False,
+                soft_wrap=True,
             )
+
+    def align(
+        self, cfg: ExperimentConfig, model: nn.Module, data: TranslateData, text: str
+    ) -> tuple[list[str], list[str], np.ndarray | None, str]:
+        """The source tokens of ``text``, the output tokens (``</s>`` last when it ended),
+        the attention weights (output steps, source tokens) and the translation."""
+        tokens = data.source_tokenizer.encode(text)[: cfg.data.max_source_length]
+        if not tokens:
+            raise DataError("the text to translate is empty")
+        ids, _ = encode_line(data.source_vocab, tokens)
+        [output] = self.translate_ids(cfg, model, data, [ids])
+        target = [data.target_vocab.itos[i] for i in output.tokens]
+        if output.finished:
+            target.append("</s>")
+        weights = None if output.attention is None else output.attention.numpy()
+        return tokens, target, weights, self.detokenise(data, output.tokens)
 
     def evaluate_parallel(
         self,
