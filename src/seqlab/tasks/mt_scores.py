@@ -4,9 +4,9 @@
   the standard; the signatures say exactly how.
 * ``bleu_tok_lc``: the PyTorch seq2seq tutorials' convention (bentrevett/pytorch-seq2seq:
   spaCy-tokenised, lower-cased, corpus BLEU-4 of torchtext). Here: Moses-tokenised
-  (sacremoses, no escaping), lower-cased, BLEU-4 of the tokens as they are.
-* ``bleu_moses``: OpenNMT-py's and the WMT16 multimodal task's convention: Moses-tokenised,
-  cased, ``multi-bleu.perl`` (BLEU-4 of the tokens as they are).
+  (sacremoses, ``-a -no-escape``), lower-cased, BLEU-4 of the tokens as they are.
+* ``bleu_moses``: OpenNMT-py's Multi30k example's convention: ``tokenizer.perl -a
+  -no-escape``, cased, ``multi-bleu.perl`` (BLEU-4 of the tokens as they are).
 
 Hypotheses and references are lists of lines (one per source).
 """
@@ -25,7 +25,7 @@ def _moses(lines: Sequence[str], lang: str, lower: bool) -> list[str]:
     tokenizer = MosesTokenizer(lang=lang)
     out = []
     for line in lines:
-        text = tokenizer.tokenize(line, escape=False, return_str=True)
+        text = tokenizer.tokenize(line, escape=False, aggressive_dash_splits=True, return_str=True)
         out.append(text.lower() if lower else text)
     return out
 
@@ -54,7 +54,7 @@ def translation_scores(
         tok_refs = [_moses(references, lang, lower)]
         scores[name] = pretokenised.corpus_score(tok_hyps, tok_refs).score
         how = "lower-cased" if lower else "cased"
-        signatures[name] = f"Moses-tokenised ({lang}, sacremoses), {how}; " + str(
+        signatures[name] = f"Moses-tokenised ({lang}, sacremoses -a), {how}; " + str(
             pretokenised.get_signature()
         )
     return scores, signatures
