@@ -210,3 +210,30 @@ def test_subword_models_are_trained_into_the_run_dir(data_root: Path, tmp_path: 
         again = task.setup(cfg, run, train=False)  # loads the saved models and vocabularies
         assert again.source_vocab.itos == data.source_vocab.itos
         assert again.splits["val"].source == data.splits["val"].source
+
+
+CONFIGS = ["multi30k_deen_noattn", "multi30k_deen_bahdanau", "multi30k_ende_luong"]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_configs_load(config: str) -> None:
+    cfg = load_config(REPO / "configs" / f"{config}.yaml")
+    assert cfg.task == "translate" and cfg.model.name == "seq2seq"
+    assert cfg.eval.metric == "val_bleu_greedy" and cfg.data.test_split == "test_2016_flickr"
+    assert cfg.data.beam_size == 1  # the beam is chosen on dev after training
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS)
+def test_configs_run_from_the_cli(config: str, data_root: Path, tmp_path: Path) -> None:
+    """Each config, as written (bf16, SentencePiece), trains two steps and evaluates."""
+    run = tmp_path / config
+    result = runner.invoke(
+        app,
+        ["train", str(REPO / "configs" / f"{config}.yaml"), "--out", str(run), "--json",
+         "--set", "trainer.max_steps=2", "--set", "data.vocab_size=60",
+         "--set", "trainer.progress=false"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["steps"] == 2 and "val_bleu" in metrics and "val_bleu_greedy" in metrics
