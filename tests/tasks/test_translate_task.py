@@ -237,3 +237,14 @@ def test_configs_run_from_the_cli(config: str, data_root: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["steps"] == 2 and "val_bleu" in metrics and "val_bleu_greedy" in metrics
+
+
+def test_beam_choice_on_dev(trained: tuple[Path, Path]) -> None:
+    from seqlab.experiments.beam_choice import choose
+
+    _, run = trained
+    result = choose(run, [1, 2], [0.0, 1.0])
+    pairs = [(r["beam"], r["length_penalty"]) for r in result["rows"]]
+    assert pairs == [(1, 0.0), (2, 0.0), (2, 1.0)]  # alpha means nothing to greedy
+    assert result["chosen"]["val_bleu"] == max(r["val_bleu"] for r in result["rows"])
+    assert json.loads((run / "beam_choice.json").read_text())["chosen"] == result["chosen"]

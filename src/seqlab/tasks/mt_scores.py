@@ -13,6 +13,7 @@ Hypotheses and references are lists of lines (one per source).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from sacrebleu.metrics import BLEU, CHRF
@@ -21,8 +22,13 @@ from sacremoses import MosesTokenizer
 from seqlab.errors import DataError
 
 
+@functools.cache
+def _tokenizer(lang: str) -> MosesTokenizer:
+    return MosesTokenizer(lang=lang)
+
+
 def _moses(lines: Sequence[str], lang: str, lower: bool) -> list[str]:
-    tokenizer = MosesTokenizer(lang=lang)
+    tokenizer = _tokenizer(lang)
     out = []
     for line in lines:
         text = tokenizer.tokenize(line, escape=False, aggressive_dash_splits=True, return_str=True)
