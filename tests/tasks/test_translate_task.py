@@ -248,3 +248,14 @@ def test_beam_choice_on_dev(trained: tuple[Path, Path]) -> None:
     assert pairs == [(1, 0.0), (2, 0.0), (2, 1.0)]  # alpha means nothing to greedy
     assert result["chosen"]["val_bleu"] == max(r["val_bleu"] for r in result["rows"])
     assert json.loads((run / "beam_choice.json").read_text())["chosen"] == result["chosen"]
+
+
+def test_mt_speed_measures_both_precisions(data_root: Path, tmp_path: Path) -> None:
+    from seqlab.experiments.mt_speed import measure
+
+    config = write_config(tmp_path)
+    result = measure(config, ["trainer.batch_size=8"], pairs=40, steps=1)
+    assert result["fp32_tokens_per_cpu_s"] > 0 and result["bf16_tokens_per_cpu_s"] > 0
+    assert result["bf16_speedup"] == pytest.approx(
+        result["bf16_tokens_per_cpu_s"] / result["fp32_tokens_per_cpu_s"]
+    )
