@@ -6,9 +6,12 @@ The model is a trained translate run (``$SEQLAB_DECODE_RUN``, else
 freshly initialised model of configs/multi30k_deen_bahdanau.yaml's shape decoding random
 sources with Multi30k's test lengths (``trained: false``; an untrained model rarely emits
 EOS, so its outputs run to the length limit and its rates are lower bounds). Sources go
-longest first in batches of ``data.eval_batch_size`` (greedy) and that divided by the beam
-width (beam), as ``seqlab eval`` decodes them. The one-at-a-time side decodes the same
-sentences as the batched side it is compared with, alternating rounds, best of each.
+longest first in batches of ``data.eval_batch_size`` sources (beam search: K rows each), as
+``seqlab eval`` decodes them. The one-at-a-time side decodes the same sentences as the
+batched side it is compared with, alternating rounds, best of each. Time is the process's
+CPU time (one thread), not wall time: on a machine shared with other jobs, wall time
+measures the share of the CPU a process got more than the decoder, so the rates are
+sentences per CPU-second.
 Keys: ``greedy_sentences_per_s``, ``beam5_sentences_per_s``,
 ``beam5_single_sentences_per_s``, ``batched_beam_speedup``.
 """
@@ -53,15 +56,15 @@ def _decode_rate(
     beam: int,
     one_at_a_time: bool = False,
 ) -> float:
-    """Sentences per second of decoding ``sources``."""
+    """Sentences per CPU-second of decoding ``sources``."""
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, beam_size=beam))
-    start = time.perf_counter()
+    start = time.process_time()
     if one_at_a_time:
         for source in sources:
             task.translate_ids(cfg, model, data, [source])
     else:
         task.translate_ids(cfg, model, data, sources)
-    return len(sources) / (time.perf_counter() - start)
+    return len(sources) / (time.process_time() - start)
 
 
 def run(

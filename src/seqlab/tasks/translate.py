@@ -440,11 +440,7 @@ class TranslateTask(TrainedTask[TranslateData]):
         order = sorted(
             (i for i in range(len(sources)) if sources[i]), key=lambda i: -len(sources[i])
         )
-        size = (
-            max(1, dcfg.eval_batch_size // dcfg.beam_size)
-            if dcfg.beam_size > 1
-            else dcfg.eval_batch_size
-        )
+        size = dcfg.eval_batch_size  # sources a batch (beam search: K rows each)
         with torch.no_grad():
             for start in range(0, len(order), size):
                 chosen = order[start : start + size]
