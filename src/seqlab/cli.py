@@ -252,6 +252,12 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run dir."),
     split: str = typer.Option("test", "--split", help="Split to evaluate (val, test)."),
     data: str | None = typer.Option(None, "--data", help="Evaluate on this file instead."),
+    ref: str | None = typer.Option(
+        None, "--ref", help="translate: reference translations of --data, line by line."
+    ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="Override a decoding key of the run: --set data.beam_size=5"
+    ),
     device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -259,7 +265,9 @@ def evaluate(
     """Evaluate the best weights of a run on a split or a file."""
     from seqlab.evaluation import evaluate_run
 
-    metrics = evaluate_run(run_dir, split=split, data_path=data, device=device)
+    metrics = evaluate_run(
+        run_dir, split=split, data_path=data, device=device, reference=ref, sets=sets
+    )
     show_metrics(f"{run_dir} ({data or split})", metrics)
     emit_json(metrics, as_json)
 
@@ -279,6 +287,12 @@ def predict(
     story: str | None = typer.Option(
         None, "--story", help="bAbI QA: a story file (bAbI format); answers its questions."
     ),
+    beam: int | None = typer.Option(
+        None, "--beam", help="translate: beam width (default: the run's data.beam_size)."
+    ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="Override a decoding key of the run: --set data.length_penalty=1"
+    ),
     device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -291,7 +305,9 @@ def predict(
     count = 0
     queries = [" ".join(analogy)] if analogy else None
     inputs: str | list[str] = story if story is not None else (sources or "-")
-    for line in predict_lines(run_dir, inputs, queries, device=device):
+    if beam is not None:
+        sets = [*sets, f"data.beam_size={beam}"]
+    for line in predict_lines(run_dir, inputs, queries, device=device, sets=sets):
         sys.stdout.write(line + "\n")
         count += 1
     emit_json({"predictions": count}, as_json)

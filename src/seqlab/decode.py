@@ -398,10 +398,12 @@ def beam_search_batch(
         live_scores = top_scores.gather(1, live)
         live_parent = parent.gather(1, live)
         live_token = token.gather(1, live)
-        ended = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])
-        for block, column in ended.nonzero().tolist():
-            logprob = float(top_scores[block, column])
-            keep_output(active[block], int(parent[block, column]), None, logprob, weights)
+        ended = (is_eos[:, :k] & torch.isfinite(top_scores[:, :k])).nonzero().tolist()
+        if ended:
+            ended_scores, ended_parents = top_scores[:, :k].tolist(), parent[:, :k].tolist()
+            for block, column in ended:
+                logprob, row = ended_scores[block][column], ended_parents[block][column]
+                keep_output(active[block], row, None, logprob, weights)
         keep_blocks: list[int] = []
         for block, source in enumerate(active):
             if len(finished[source]) >= k:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqlab.config import ExperimentConfig
+from seqlab.config import ExperimentConfig, apply_overrides
 from seqlab.errors import ConfigError, DataError
+from seqlab.loader import from_dict
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config, summarize_folds
 from seqlab.tasks import TASKS, Task
@@ -48,10 +49,15 @@ class LoadedRun:
         data_path: str | None = None,
         fold: int | None = None,
         device: str | None = None,
+        sets: Sequence[str] = (),
     ) -> LoadedRun:
         """Load ``run_dir`` (its fold ``fold`` for a cross-validated run; ``data_path``
-        replaces the evaluation split's file; ``device`` overrides the trained one)."""
+        replaces the evaluation split's file; ``device`` overrides the trained one; ``sets``
+        (``key=value``) override keys of its config that act after training, such as the
+        decoding options ``data.beam_size``)."""
         cfg = load_run_config(run_dir)
+        if sets:
+            cfg = from_dict(apply_overrides(cfg.to_dict(), list(sets)))
         if device is not None:
             cfg = cfg.replace(trainer=dataclasses.replace(cfg.trainer, device=device))
         try:
@@ -95,13 +101,31 @@ class LoadedRun:
 
 
 def evaluate_run(
-    run_dir: Path, split: str = "test", data_path: str | None = None, device: str | None = None
+    run_dir: Path,
+    split: str = "test",
+    data_path: str | None = None,
+    device: str | None = None,
+    *,
+    reference: str | None = None,
+    sets: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Metrics of the best weights on ``split`` (or on the file ``data_path``).
+    """Metrics of the best weights on ``split`` (or on the file ``data_path``; with
+    ``reference``, the outputs for the lines of ``data_path`` against its lines).
 
     A cross-validated run is evaluated fold by fold (each fold's own test part) and
-    summarized by mean and std.
+    summarized by mean and std. ``sets`` as in :meth:`LoadedRun.load`.
     """
+    if reference is not None:
+        if data_path is None:
+            raise ConfigError("--ref REFERENCE needs --data SOURCE")
+        run = LoadedRun.load(run_dir, device=device, sets=sets)
+        with torch.no_grad():
+            return run.task.evaluate_parallel(
+                run.cfg, run.model, run.data, Path(data_path), Path(reference)
+            )
+    if sets:
+        run = LoadedRun.load(run_dir, data_path=data_path, device=device, sets=sets)
+        return run.evaluate(split, report=data_path is None)
     cfg = load_run_config(run_dir)
     if cfg.eval.folds > 1 and data_path is None:
         per_fold = [
@@ -123,11 +147,13 @@ def predict_lines(
     source: str | list[str],
     lines: list[str] | None = None,
     device: str | None = None,
+    sets: Sequence[str] = (),
 ) -> Iterator[str]:
     """One output line per input line of ``source`` (a path, ``-`` for stdin, or several
-    paths read in turn), or of ``lines`` when given. A task that reads whole files
-    (``predict_inputs = "files"``: speech, captioning) gets the paths themselves."""
-    run = LoadedRun.load(run_dir, device=device)
+    paths read in turn), or of ``lines`` when given; ``sets`` as in :meth:`LoadedRun.load`.
+    A task that reads whole files (``predict_inputs = "files"``: speech, captioning) gets
+    the paths themselves."""
+    run = LoadedRun.load(run_dir, device=device, sets=sets)
     if lines is not None:
         yield from run.predict(lines)
         return

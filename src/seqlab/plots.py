@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from seqlab.analysis.alignment import plot_alignment
+from seqlab.analysis.attention import plot_attention
 from seqlab.analysis.caption_attention import plot_caption_attention
 from seqlab.analysis.confusion import plot_confusion
 from seqlab.analysis.curves import plot_curves
@@ -42,6 +43,7 @@ from seqlab.tasks.babi_qa import BabiQATask, encode
 from seqlab.tasks.base import TrainedTask
 from seqlab.tasks.caption import CaptionTask, load_array
 from seqlab.tasks.speech import SpeechTask
+from seqlab.tasks.translate import TranslateTask
 from seqlab.tasks.word2vec import load_run_vectors
 from seqlab.train.trainer import seed_everything
 
@@ -192,14 +194,23 @@ def run_memory(run_dir: Path, out: Path, story: str | None = None) -> Path:
 
 
 def run_attention(
-    run_dir: Path, out: Path, wav: str | None = None, image: str | None = None
+    run_dir: Path,
+    out: Path,
+    wav: str | None = None,
+    image: str | None = None,
+    text: str | None = None,
 ) -> Path:
     """What each output step attended to: for a speech run, the alignment of the digits to
     the frames of ``--wav FILE`` (else of the first test utterance); for a captioning run,
     the attention over the feature map for each word of ``--image FILE.npy``'s caption
-    (else of the first test scene)."""
+    (else of the first test scene); for a translate run, the decoder's attention over the
+    source ``--text`` at each step of its translation."""
     cfg = load_run_config(run_dir)
     task = TASKS.get(cfg.task)
+    if isinstance(task, TranslateTask):
+        if wav is not None or image is not None:
+            raise ConfigError("a translate run's attention plot takes --text, not --wav/--image")
+        return _translate_attention(task, cfg, run_dir, out, text)
     if isinstance(task, SpeechTask):
         if image is not None:
             raise ConfigError("a speech run's attention plot takes --wav, not --image")
@@ -208,7 +219,25 @@ def run_attention(
         if wav is not None:
             raise ConfigError("a captioning run's attention plot takes --image, not --wav")
         return _caption_attention(task, cfg, run_dir, out, image)
-    raise ConfigError(f"attention plots need a speech or caption run, {run_dir} is {cfg.task!r}")
+    raise ConfigError(
+        f"attention plots need a translate, speech or caption run, {run_dir} is {cfg.task!r}"
+    )
+
+
+def _translate_attention(
+    task: TranslateTask, cfg: Any, run_dir: Path, out: Path, text: str | None
+) -> Path:
+    """The attention of a translate run's decoder over the source ``--text`` at each step
+    of its translation (decoded as the run's config says: ``data.beam_size``)."""
+    if text is None or not text.strip():
+        raise ConfigError("plot kind 'attention' needs --text (a source sentence)")
+    model, data = task.load_trained(cfg, run_dir)
+    with torch.no_grad():
+        source, target, weights, translation = task.align(cfg, model, data, text)
+    if weights is None:
+        raise ConfigError(f"{run_dir}: the model has no attention (model.attention: none)")
+    title = f"{text.strip()}\n-> {translation}"
+    return plot_attention(weights, source, target, out, title=title)
 
 
 def _speech_attention(

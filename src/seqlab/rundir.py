@@ -124,6 +124,22 @@ class RunDir:
         """A tagger's gold and predicted tags on ``split`` (for the confusion plot)."""
         return self.path / f"tags_{split}.json"
 
+    def side_vocab(self, side: str) -> Path:
+        """A translation run's vocabulary of one language (or ``joint``)."""
+        return self.path / f"vocab_{side}.json"
+
+    def subword_model(self, side: str) -> Path:
+        """A translation run's SentencePiece model of one language (or ``joint``)."""
+        return self.path / f"spm_{side}.model"
+
+    def translations(self, split: str) -> Path:
+        """A translation run's detokenised output on ``split``, one line per source."""
+        return self.path / f"translations_{split}.txt"
+
+    def bleu_report(self, split: str) -> Path:
+        """A translation run's scores on ``split`` with the sacreBLEU signatures."""
+        return self.path / f"bleu_{split}.json"
+
     def fold(self, index: int) -> RunDir:
         """The run dir of fold ``index`` of a cross-validated run."""
         return RunDir(self.path / f"fold{index}")

@@ -207,6 +207,7 @@ class RecurrentDecoder(nn.Module):
         return logits, new_state, None if weights is None else weights[:, 0]
 
     def _advance(self, rnn_in: Tensor, hidden: State) -> tuple[Tensor, State]:
+        hidden = _as_dtype(hidden, rnn_in.dtype)  # under autocast a step's state is bf16
         output, hidden = self.rnn(rnn_in.unsqueeze(1), hidden)  # (B, 1, H)
         return output[:, 0], hidden
 
@@ -258,7 +259,7 @@ class RecurrentDecoder(nn.Module):
         self, inputs: Tensor, state: DecoderState, memory: Tensor | None, mask: Tensor | None
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         embedded = self.dropout(self.embedding(inputs))  # (B, T, E)
-        tops, hidden = self.rnn(embedded, state.hidden)  # (B, T, H)
+        tops, hidden = self.rnn(embedded, _as_dtype(state.hidden, embedded.dtype))  # (B, T, H)
         weights: Tensor | None = None
         out = tops
         if self.style == "luong":
@@ -281,3 +282,9 @@ def _top(hidden: State) -> Tensor:
     """The top layer's hidden state (B, H)."""
     h = hidden[0] if isinstance(hidden, tuple) else hidden
     return h[-1]
+
+
+def _as_dtype(hidden: State, dtype: torch.dtype) -> State:
+    if isinstance(hidden, tuple):
+        return (hidden[0].to(dtype), hidden[1].to(dtype))
+    return hidden.to(dtype)

@@ -17,6 +17,7 @@ from seqlab.tasks.sentence_classify import SentenceClassifyTask
 from seqlab.tasks.seq_autoencode import SeqAutoencodeTask
 from seqlab.tasks.speech import SpeechTask
 from seqlab.tasks.tagging import TaggingTask
+from seqlab.tasks.translate import TranslateTask
 from seqlab.tasks.tree_sentiment import TreeSentimentTask
 from seqlab.tasks.word2vec import Word2VecTask
 
@@ -34,5 +35,6 @@ TASKS.register("babi_qa", BabiQATask())
 TASKS.register("speech", SpeechTask())
 TASKS.register("caption", CaptionTask())
 TASKS.register("seq_autoencode", SeqAutoencodeTask())
+TASKS.register("translate", TranslateTask())
 
 __all__ = ["TASKS", "Task"]

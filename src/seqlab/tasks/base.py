@@ -129,6 +129,13 @@ class Task(ABC, Generic[DataT]):
         raise ConfigError(f"task {self.name!r} has no predict")
         yield ""  # pragma: no cover - makes this a generator
 
+    def evaluate_parallel(
+        self, cfg: ExperimentConfig, model: Any, data: DataT, source: Path, reference: Path
+    ) -> dict[str, float]:
+        """Metrics of the output for each line of ``source`` against the same line of
+        ``reference`` (``seqlab eval RUN --data SOURCE --ref REFERENCE``)."""
+        raise ConfigError(f"task {self.name!r} does not take --ref")
+
     def generate(
         self, cfg: ExperimentConfig, model: Any, data: DataT, **kwargs: Any
     ) -> Iterator[str]:
