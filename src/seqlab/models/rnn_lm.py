@@ -157,6 +157,9 @@ def cast_state(state: State, dtype: torch.dtype) -> State:
 
 
 def detach(state: State) -> State:
+    """The state cut from the graph (``None``, the state of a stateless model, stays)."""
+    if state is None:
+        return None
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()

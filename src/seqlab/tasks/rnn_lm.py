@@ -1,4 +1,9 @@
-"""Recurrent language models on a token stream: word level (PTB) or character level.
+"""Language models on a token stream: word level (PTB) or character level.
+
+Models (``model.name``): ``rnn`` (RNN/GRU/LSTM, state carried between BPTT windows) and
+``transformer`` (decoder-only, each window is its whole context). Both take
+``(inputs, state) -> (logits, state)`` and follow the decoding protocol, so evaluation and
+``seqlab generate`` never ask which one they have.
 
 Word level (``data.level: word``): each line is a sentence; ``<eos>`` is appended and
 predicted, as in Mikolov's PTB setup. The vocabulary is the training words (PTB already
@@ -15,17 +20,18 @@ character level, ``{split}_bpc``.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec, move_to
+from seqlab.contract import Decodable, ModelSpec, move_to
 from seqlab.data.batching import BPTTStream
 from seqlab.data.catalogue import DATASETS
 from seqlab.data.readers import read_lines, read_text
@@ -34,6 +40,7 @@ from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.decode import beam_search, sample
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.rnn_lm import RNNLM, LMBatch, RNNLMConfig, detach
+from seqlab.models.transformer_lm import TransformerLM, TransformerLMConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask
@@ -52,10 +59,19 @@ class RNNLMDataConfig:
     """For single-file datasets: the last fraction validates."""
     max_tokens: int | None = None
     """Use only the first N training tokens (quick experiments)."""
+    random_offset: bool = False
+    """Start each epoch's training windows at a random offset in [0, bptt) (seeded), so
+    window boundaries move between epochs (for models without state between windows)."""
+    eval_block_size: int = 0
+    """Also report ``{split}_block_loss``: the mean loss over the split cut into
+    non-overlapping blocks of this many targets, each read from a fresh state, as nanoGPT's
+    ``estimate_loss`` averages random blocks of ``block_size`` (0: off)."""
 
     def validate(self) -> None:
         if self.bptt < 1 or self.eval_batch_size < 1:
             raise ConfigError("data.bptt and data.eval_batch_size must be at least 1")
+        if self.eval_block_size < 0:
+            raise ConfigError("data.eval_block_size must be >= 0 (0: off)")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError("data.val_fraction must be in (0, 0.5)")
 
@@ -63,6 +79,10 @@ class RNNLMDataConfig:
 RNN_LM_MODELS: Registry[ModelSpec[LMData]] = Registry("language model")
 RNN_LM_MODELS.register(
     "rnn", ModelSpec(RNNLMConfig, lambda cfg, data: RNNLM(len(data.vocab), cfg.model))
+)
+RNN_LM_MODELS.register(
+    "transformer",
+    ModelSpec(TransformerLMConfig, lambda cfg, data: TransformerLM(len(data.vocab), cfg.model)),
 )
 
 
@@ -172,8 +192,11 @@ class RNNLMTask(TrainedTask[LMData]):
 
     def train_batches(self, cfg: ExperimentConfig, data: LMData, epoch: int) -> Iterator[LMBatch]:
         dcfg: RNNLMDataConfig = cfg.data
+        ids = data.splits["train"]
+        if dcfg.random_offset:
+            ids = ids[random.Random(f"{cfg.trainer.seed}:offset:{epoch}").randrange(dcfg.bptt) :]
         stream = BPTTStream(
-            data.splits["train"],
+            ids,
             cfg.trainer.batch_size,
             dcfg.bptt,
             dcfg.variable_bptt,
@@ -208,6 +231,10 @@ class RNNLMTask(TrainedTask[LMData]):
         result = {f"{split}_loss": nats, f"{split}_ppl": math.exp(min(nats, 700.0))}
         if data.level == "char":
             result[f"{split}_bpc"] = nats / math.log(2)
+        if dcfg.eval_block_size:
+            result[f"{split}_block_loss"] = block_loss(
+                model, ids, dcfg.eval_block_size, dcfg.eval_batch_size
+            )
         elif data.oov.get(split):
             result[f"{split}_oov"] = float(data.oov[split])
         return result
@@ -227,12 +254,10 @@ class RNNLMTask(TrainedTask[LMData]):
         beam: int = 0,
         **_: Any,
     ) -> Iterator[str]:
-        if not isinstance(model, RNNLM):
-            raise ConfigError("lm_rnn runs hold an RNNLM")
         if beam > 0:
             eos = None if data.level == "char" else data.vocab.stoi[EOS]
             ids = move_to(prompt_ids(data, prompt), module_device(model))
-            best = beam_search(model, ids, max_tokens, beam_size=beam, eos=eos)[0]
+            best = beam_search(decodable(model), ids, max_tokens, beam_size=beam, eos=eos)[0]
             yield prompt
             yield from (_token_text(data, i) for i in best.tokens)
             return
@@ -246,6 +271,38 @@ class RNNLMTask(TrainedTask[LMData]):
             top_p=top_p,
             seed=seed,
         )
+
+
+def decodable(model: nn.Module) -> Decodable:
+    """Every model of ``RNN_LM_MODELS`` follows the decoding protocol."""
+    return cast(Decodable, model)
+
+
+@torch.no_grad()
+def block_loss(model: nn.Module, ids: torch.Tensor, block_size: int, batch_size: int) -> float:
+    """Mean loss (nats/token) over ``ids`` (N,) cut into non-overlapping blocks of
+    ``block_size`` targets, every block read from a fresh state (no context before it).
+
+    nanoGPT's ``estimate_loss`` averages the loss of random blocks the same way; tiling
+    gives the same expectation without sampling noise.
+    """
+    blocks = (ids.numel() - 1) // block_size
+    if blocks < 1:
+        raise DataError(f"a split of {ids.numel()} tokens has no block of {block_size + 1}")
+    inputs = ids[: blocks * block_size].view(blocks, block_size)  # (N_blocks, T)
+    targets = ids[1 : blocks * block_size + 1].view(blocks, block_size)
+    was_training = model.training
+    model.eval()
+    device = module_device(model)
+    total = 0.0
+    for start in range(0, blocks, batch_size):
+        x, y = move_to(
+            (inputs[start : start + batch_size], targets[start : start + batch_size]), device
+        )
+        logits, _ = model(x)
+        total += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
+    model.train(was_training)
+    return total / targets.numel()
 
 
 def prompt_ids(data: LMData, prompt: str) -> torch.Tensor:
@@ -270,12 +327,10 @@ def generate_stream(
     seed: int,
 ) -> Iterator[str]:
     """Yield the prompt, then each generated token as text (streaming)."""
-    if not isinstance(model, RNNLM):
-        raise ConfigError("lm_rnn runs hold an RNNLM")
     generator = torch.Generator().manual_seed(seed)
     yield prompt
     for i in sample(
-        model,
+        decodable(model),
         move_to(prompt_ids(data, prompt), module_device(model)),
         max_tokens,
         temperature=temperature,
