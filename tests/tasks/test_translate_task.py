@@ -259,3 +259,20 @@ def test_mt_speed_measures_both_precisions(data_root: Path, tmp_path: Path) -> N
     assert result["bf16_speedup"] == pytest.approx(
         result["bf16_tokens_per_cpu_s"] / result["fp32_tokens_per_cpu_s"]
     )
+
+
+def test_loading_a_run_writes_nothing(trained: tuple[Path, Path]) -> None:
+    """`seqlab serve`/`predict` load a run read-only: its files stay byte-identical (the
+    data report is written only when training)."""
+    from seqlab.evaluation import LoadedRun
+
+    _, run = trained
+
+    def snapshot() -> dict[str, tuple[bytes, int]]:
+        return {
+            str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()
+        }
+
+    before = snapshot()
+    assert LoadedRun.load(run).model is not None
+    assert snapshot() == before

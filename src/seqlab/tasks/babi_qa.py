@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -40,11 +39,10 @@ from seqlab.data.readers import BabiExample, babi_tokens, parse_babi, read_babi
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, where
-from seqlab.io import atomic_write_text
 from seqlab.models.memn2n import BabiBatch, MemN2N, MemN2NConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, save_data_report
 
 ALL_TASKS = tuple(range(1, 21))
 UNSEEN_ANSWER = -100
@@ -253,7 +251,7 @@ class BabiQATask(TrainedTask[BabiData]):
             vocab = Vocab.load(RunDir(run_dir).vocab)
         data = self._prepare(dcfg, vocab, raw, report)
         if train:  # a loaded run (eval, serve) leaves its run dir as it is
-            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+            save_data_report(run_dir, report)
         return data
 
     def _prepare(

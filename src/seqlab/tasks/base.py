@@ -248,6 +248,13 @@ class FittedTask(Task[DataT]):
         atomic_write_text(RunDir(run_dir).metrics_log, json.dumps(record) + "\n")
 
 
+def save_data_report(run_dir: Path, report: dict[str, Any]) -> None:
+    """What a task's data preparation read, kept and left out, into
+    ``RUN_DIR/data_report.json``. Called only when training: a loaded run (eval, predict,
+    serve) leaves its run dir byte-identical."""
+    atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+
+
 def save_labels(run_dir: Path, labels: list[str]) -> None:
     """A classifier's class names, in label-id order, into the run dir."""
     atomic_write_text(RunDir(run_dir).labels, json.dumps(labels))

@@ -13,7 +13,6 @@ Counts of what was read, kept and left out are written to ``RUN_DIR/data_report.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
-from seqlab.io import atomic_write_text
 from seqlab.models.classifier import (
     ClassifyBatch,
     RNNClassifier,
@@ -46,7 +44,7 @@ from seqlab.models.classifier import (
 from seqlab.nn.distill import UNLABELLED
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask, load_labels, save_labels
+from seqlab.tasks.base import TrainedTask, load_labels, save_data_report, save_labels
 from seqlab.tasks.bow_classify import split_indices
 from seqlab.tasks.distill import teacher_probs
 from seqlab.train.device import module_device
@@ -296,7 +294,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             vocab = Vocab.load(RunDir(run_dir).vocab)
             label_names = load_labels(run_dir, self.name)
         if train:  # a loaded run (eval, serve) leaves its run dir as it is
-            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+            save_data_report(run_dir, report)
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
             Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")

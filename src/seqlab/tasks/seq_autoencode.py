@@ -38,7 +38,7 @@ from seqlab.io import atomic_write_text
 from seqlab.models.seq_autoencoder import SeqAEBatch, SeqAutoencoder, SeqAutoencoderConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, save_data_report
 from seqlab.tasks.bow_classify import split_indices
 from seqlab.tasks.sentence_classify import ClassifyDataConfig, load_flat
 from seqlab.train.device import module_device
@@ -185,7 +185,7 @@ class SeqAutoencodeTask(TrainedTask[SeqAEData]):
             unknown = sum(w not in vocab for s in sentences for w in s)
             report[f"{split}_unk_per_mille"] = round(1000 * unknown / words)
         if train:  # a loaded run (eval, serve) leaves its run dir as it is
-            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+            save_data_report(run_dir, report)
         return SeqAEData(vocab, splits, report, run_dir)
 
     def train_batches(

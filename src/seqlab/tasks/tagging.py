@@ -50,7 +50,7 @@ from seqlab.io import atomic_write_text
 from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, save_data_report
 from seqlab.train.device import module_device
 
 SPLIT_ROLES = {"train": "train", "val": "dev", "test": "test"}
@@ -250,7 +250,7 @@ class TaggingTask(TrainedTask[TaggingData]):
             }
         data.report = report
         if write:
-            atomic_write_text(RunDir(data.run_dir).data_report, json.dumps(report, indent=2) + "\n")
+            save_data_report(data.run_dir, report)
 
     def splits(self, data: TaggingData) -> list[str]:
         return [s for s in ("val", "test") if s in data.splits]

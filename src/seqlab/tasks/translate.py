@@ -50,7 +50,7 @@ from seqlab.io import atomic_write_text
 from seqlab.models.seq2seq import Seq2Seq, Seq2SeqBatch, Seq2SeqConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask
+from seqlab.tasks.base import TrainedTask, save_data_report
 from seqlab.tasks.mt_scores import translation_scores
 from seqlab.train.device import module_device
 
@@ -236,7 +236,8 @@ class TranslateTask(TrainedTask[TranslateData]):
         for split in ("val", "test"):
             data.splits[split] = self.encode_split(dcfg, data, *texts[split], split)
         report["source_vocab"], report["target_vocab"] = len(vocabs[0]), len(vocabs[1])
-        atomic_write_text(files.data_report, json.dumps(report, indent=2) + "\n")
+        if train:  # a loaded run (eval, serve) leaves its run dir as it is
+            save_data_report(run_dir, report)
         return data
 
     def _train_split(

@@ -20,7 +20,6 @@ P(0)+P(1) and P(3)+P(4)); ``acc`` is the root accuracy in the trained label sche
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from seqlab.data.readers import Tree, parse_tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError
-from seqlab.io import atomic_write_text
 from seqlab.models.rae import RAEConfig, RAESentimentModel, collate_sentences
 from seqlab.models.tree import (
     IGNORE,
@@ -50,7 +48,7 @@ from seqlab.models.tree import (
 )
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask, load_labels, save_labels
+from seqlab.tasks.base import TrainedTask, load_labels, save_data_report, save_labels
 from seqlab.tasks.bow_classify import split_indices
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -182,7 +180,7 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
             vocab = Vocab.load(RunDir(run_dir).vocab)
             label_names = load_labels(run_dir, self.name)
         if train:  # a loaded run (eval, serve) leaves its run dir as it is
-            atomic_write_text(RunDir(run_dir).data_report, json.dumps(report, indent=2) + "\n")
+            save_data_report(run_dir, report)
         splits = {
             split: [self.example(vocab, tokens, tree, label) for tokens, tree, label in rows]
             for split, rows in raw.items()
