@@ -110,6 +110,18 @@ def test_linear_probe_chooses_l2_by_cross_validation_and_separates_classes() -> 
     assert probe.scale == pytest.approx(float((codes * 100).std(0).pow(2).mean().sqrt()), rel=0.05)
 
 
+def test_a_strongly_regularised_probe_puts_its_boundary_at_the_data() -> None:
+    """Under a strong L2 the weights are tiny and the boundary rests on the bias: with codes
+    far from the origin (all positive, as ReLU or bag-of-words codes are) an uncentered fit
+    left the bias at 0 and cut at h = 0, i.e. at chance here."""
+    generator = torch.Generator().manual_seed(1)
+    targets = torch.arange(400) % 2
+    codes = 10.0 + torch.randn(400, 3, generator=generator) + 2.0 * targets[:, None]
+    probe = fit_linear_probe(codes, targets, 2, l2_grid=(1e3,))
+    assert probe.l2 == 1e3
+    assert probe.accuracy(codes, targets) > 80
+
+
 def test_dense_run_trains_reports_reconstruction_and_probe_and_evaluates_again(
     tmp_path: Path, corpus: Path
 ) -> None:

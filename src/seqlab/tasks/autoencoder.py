@@ -260,11 +260,15 @@ def encode_all(model: nn.Module, inputs: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class LinearProbe:
-    """Multinomial logistic regression on codes: ``softmax((h / s) W^T + b)``.
+    """Multinomial logistic regression on codes: ``softmax(((h - m) / s) W^T + b)``.
 
-    s is the root-mean-square of the centered training codes (one scalar: the features keep
-    their relative scales, and one L2 grid suits every code); trained by L-BFGS on mean
-    cross-entropy + l2/2 ‖W‖². Centering would not change the fit: b is not penalized.
+    m is the mean of the training codes and s the root-mean-square of the centered
+    training codes (one scalar: the features keep their relative scales, and one L2 grid
+    suits every code); trained by L-BFGS on mean cross-entropy + l2/2 ‖W‖². At the exact
+    optimum centering changes nothing (b is not penalized), but under a strong L2 the
+    weights are tiny and the decision rests on b; L-BFGS stops long before b has moved
+    from 0 (its gradient starts at 0 for balanced classes), which puts the boundary at
+    h = 0 instead of at the data. Centered codes make b = 0 the right start.
     """
 
     weight: Tensor
@@ -273,10 +277,12 @@ class LinearProbe:
     """(C,)"""
     scale: float
     l2: float
+    center: Tensor
+    """(K,) the mean of the training codes"""
 
     def logits(self, codes: Tensor) -> Tensor:
         """(N, K) -> (N, C)"""
-        return (codes / self.scale) @ self.weight.T + self.bias
+        return ((codes - self.center) / self.scale) @ self.weight.T + self.bias
 
     def accuracy(self, codes: Tensor, targets: Tensor) -> float:
         """Percent of ``codes`` (N, K) classified as ``targets`` (N,)."""
@@ -329,8 +335,9 @@ def fit_linear_probe(
     most accurate over ``folds`` contiguous cross-validation folds (ties: the stronger L2),
     refitted on all N. Uses only the given examples; shuffle them beforehand."""
     codes = codes.float()
-    scale = float((codes - codes.mean(0)).pow(2).mean().sqrt()) or 1.0
-    x = codes / scale
+    center = codes.mean(0)
+    scale = float((codes - center).pow(2).mean().sqrt()) or 1.0
+    x = (codes - center) / scale
     strengths = sorted(l2_grid, reverse=True)
     grid = torch.tensor(strengths)
     fold = torch.arange(len(x)) * folds // len(x)  # (N,) contiguous folds of equal size
@@ -346,7 +353,7 @@ def fit_linear_probe(
     weight, bias = _logistic_regressions(
         x, targets, num_classes, torch.tensor([best]), torch.ones(1, len(x), dtype=torch.bool)
     )
-    return LinearProbe(weight[0], bias[0], scale, best)
+    return LinearProbe(weight[0], bias[0], scale, best, center)
 
 
 def probe_metrics(
