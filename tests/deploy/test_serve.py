@@ -214,6 +214,35 @@ def test_generate_endpoint_and_caps(lm_word: Path, lm_char: Path) -> None:
         assert unknown.status_code == 422 and "'Zbr' are not in" in details(unknown)
 
 
+def test_concurrent_generate_requests_sample_together_as_alone(
+    lm_word: Path, serve_live: Any
+) -> None:
+    """Prompts of different lengths, greedy and seeded sampling, different lengths: batched
+    into shared model steps, each request gets the text ``seqlab generate`` gives alone."""
+    run = LoadedRun.load(lm_word)
+    prompts = ["the", "the cat", "", "a dog sat on"]
+    bodies = [
+        {"prompt": prompts[i % 4], "max_tokens": 4 + i % 7, "temperature": [0.9, 0, 1.5][i % 3],
+         "top_k": [0, 3][i % 2], "seed": i}
+        for i in range(16)
+    ]  # fmt: skip
+    expected = [
+        generate_text(lm_word, **{"top_p": 1.0, "top_k": 0} | body)[len(body["prompt"]) :]
+        for body in bodies
+    ]
+    service = create_app(run, ServeSettings(batch_wait_ms=100))
+    with (
+        serve_live(service) as url,
+        httpx.Client(base_url=url) as http,
+        ThreadPoolExecutor(len(bodies)) as pool,
+    ):
+        results = list(pool.map(lambda b: http.post("/generate", json=b), bodies))
+        health = http.get("/health").json()
+    assert [r.json()["text"] for r in results] == expected
+    assert [r.json()["tokens"] for r in results] == [b["max_tokens"] for b in bodies]
+    assert health["batches"] < len(bodies) and health["largest_batch"] > 1
+
+
 def test_answer_endpoint_with_attention(babi: Path) -> None:
     run = LoadedRun.load(babi)
     story = ["Mary went to the kitchen.", "John went to the garden.", "Mary went to the office."]

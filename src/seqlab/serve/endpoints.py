@@ -20,13 +20,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from torch.nn import functional as F
 
 from seqlab.data.readers import parse_babi
-from seqlab.decode import Decoded
+from seqlab.decode import Decoded, Stream, sample_streams
 from seqlab.errors import SeqlabError
 from seqlab.evaluation import LoadedRun
 from seqlab.registry import Registry
 from seqlab.serve.settings import ServeSettings
 from seqlab.tasks.babi_qa import BabiQATask, encode
-from seqlab.tasks.rnn_lm import prompt_ids
+from seqlab.tasks.rnn_lm import decodable, prompt_ids, token_text
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
 from seqlab.tasks.tagging import TaggingTask
 from seqlab.tasks.translate import TranslateData, TranslateTask, encode_line
@@ -222,24 +222,31 @@ def _check_generate(run: LoadedRun, request: GenerateRequest, settings: ServeSet
 
 
 def _generate(run: LoadedRun, requests: Sequence[GenerateRequest]) -> list[Generation]:
-    """Each prompt decodes alone (one sampling stream each, seeded)."""
-    results = []
-    for r in requests:
-        with torch.inference_mode():
-            pieces = list(
-                run.generate(
-                    prompt=r.prompt,
-                    max_tokens=r.max_tokens,
-                    temperature=r.temperature if r.temperature >= GREEDY_BELOW else 0.0,
-                    top_k=r.top_k,
-                    top_p=r.top_p,
-                    seed=r.seed,
-                )
-            )
-        results.append(
-            Generation(prompt=r.prompt, text="".join(pieces[1:]), tokens=len(pieces) - 1)
+    """All prompts decode together (:func:`~seqlab.decode.sample_streams`: one batched
+    model step for every stream still going), each with its own options and seeded
+    generator, so each gets the text ``seqlab generate`` gives it alone."""
+    device = module_device(run.model)
+    streams = [
+        Stream(
+            prompt_ids(run.data, r.prompt).to(device),
+            r.max_tokens,
+            temperature=r.temperature if r.temperature >= GREEDY_BELOW else 0.0,
+            top_k=r.top_k,
+            top_p=r.top_p,
+            generator=torch.Generator().manual_seed(r.seed),
         )
-    return results
+        for r in requests
+    ]
+    with torch.inference_mode():
+        tokens = sample_streams(decodable(run.model), streams)
+    return [
+        Generation(
+            prompt=r.prompt,
+            text="".join(token_text(run.data, i) for i in ids),
+            tokens=len(ids),
+        )
+        for r, ids in zip(requests, tokens, strict=True)
+    ]
 
 
 GENERATE = EndpointSpec(
