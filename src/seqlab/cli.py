@@ -585,8 +585,9 @@ def export_model(
 
     manifest = export_run(run_dir, fmt, out)
     verified = manifest["verified"]
+    wrote = manifest["path"] + (f" ({', '.join(manifest['files'])})" if "files" in manifest else "")
     stdout.print(
-        f"wrote {manifest['path']} ({manifest['task']}/{manifest['model']}); "
+        f"wrote {wrote} ({manifest['task']}/{manifest['model']}); "
         f"max |exported - PyTorch| = {verified['max_abs_diff']:.2e} over "
         f"{verified['batches']} batches of variable length",
         highlight=False,

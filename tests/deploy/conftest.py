@@ -60,6 +60,23 @@ def lm_run(root: Path, level: str = "word", cell: str = "lstm", layers: int = 2)
     )
 
 
+def transformer_run(root: Path) -> Path:
+    """Word-level decoder-only Transformer LM (2 layers, block 12)."""
+    corpus = root / "corpus_word.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    model = {"name": "transformer", "d_model": 16, "num_heads": 2, "num_layers": 2}
+    return _train(
+        root / "lm_transformer",
+        {
+            "task": "lm_rnn",
+            "data": {"dataset": str(corpus), "level": "word", "bptt": 8, "eval_batch_size": 2},
+            "model": model | {"dim_feedforward": 32, "block_size": 12, "dropout": 0.0},
+            "optim": {"name": "adam", "lr": 0.01},
+            "trainer": TRAINER | {"epochs": 2, "batch_size": 4},
+        },
+    )
+
+
 def classify_run(root: Path, model: dict[str, Any]) -> Path:
     data = root / "reviews.tsv"
     lines = [f"pos\t{t}" for t in POS] + [f"neg\t{t}" for t in NEG]
@@ -240,6 +257,11 @@ def lm_word(runs_root: Path) -> Path:
 def lm_char(runs_root: Path) -> Path:
     """Character-level 1-layer GRU language model."""
     return lm_run(runs_root, "char", "gru", 1)
+
+
+@pytest.fixture(scope="session")
+def lm_transformer(runs_root: Path) -> Path:
+    return transformer_run(runs_root)
 
 
 @pytest.fixture(scope="session")
