@@ -266,7 +266,7 @@ def test_answer_endpoint_with_attention(babi: Path) -> None:
 
 
 def test_endpoint_registry_and_path_stripping() -> None:
-    assert {"lm_rnn", "classify", "tagging", "babi_qa"} <= set(ENDPOINTS.names())
+    assert {"lm_rnn", "classify", "tagging", "babi_qa", "translate"} <= set(ENDPOINTS.names())
     assert strip_paths({"a": "/x/y/z.txt", "b": ["C:\\d\\e.bin", 3], "c": "sst"}) == {
         "a": "z.txt",
         "b": ["e.bin", 3],
