@@ -81,8 +81,8 @@ class ExportAdapter:
 
 @dataclass(frozen=True)
 class ExportGraphs:
-    """A model exported as several graphs, each with its adapter: ``parts[name]`` (in the
-    order a client runs them; each is written to ``{name}{suffix}`` and verified alone)."""
+    """A model exported as several graphs: ``parts`` holds ``(name, adapter)`` pairs in the
+    order a client runs them; each is written to ``{name}{suffix}`` and verified alone."""
 
     parts: tuple[tuple[str, ExportAdapter], ...]
 
