@@ -5,10 +5,12 @@ server do not share a GIL), waits for ``/health``, then lets ``--clients`` async
 send ``--requests`` POSTs to the run's endpoint between them (bodies built from the run's
 ``/info``: varied sentences, prompts with varied seeds, or the example story), bounded by
 ``--time-limit`` seconds. Prints one JSON line: throughput, latency p50/p90/p99, errors,
-and the server's batching counters.
+and the server's batching counters. With ``--compare-unbatched`` it measures twice, back to
+back under the same load: the server as given, then a fresh one with ``--max-batch 1``
+(every request its own model call), and prints both and the throughput ratio.
 
     PYTHONPATH=src python benchmarks/serve_load.py RUN_DIR --clients 16 --requests 2000 \\
-        [--server-arg=--max-batch=1]
+        [--server-arg=--max-batch=1] [--compare-unbatched]
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def bodies(info: dict[str, Any], count: int) -> list[dict[str, Any]]:
         return [{"prompt": "the", "max_tokens": 20, "seed": i} for i in range(count)]
     if kind == "answer":
         return [info["example"]] * count
+    if kind == "translate":
+        return [info["example"] | {"attention": False}] * count
     return [{"text": SENTENCES[i % len(SENTENCES)]} for i in range(count)]
 
 
@@ -100,19 +104,12 @@ async def load(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--time-limit", type=float, default=120.0)
-    parser.add_argument("--server-arg", action="append", default=[], help="passed to seqlab serve")
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, server_args: list[str]) -> dict[str, Any]:
+    """Start a server with ``server_args``, warm it up, load it; its numbers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "seqlab.cli", "serve", args.run_dir, "--port", str(port)]
-    server = subprocess.Popen(command + args.server_arg, env=os.environ.copy())
+    server = subprocess.Popen(command + server_args, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -137,15 +134,38 @@ def main() -> None:
             task=info["task"],
             endpoint=path,
             clients=args.clients,
-            server_args=args.server_arg,
+            server_args=server_args,
             batches=batches,
             mean_batch=round((after["requests"] - before["requests"]) / max(batches, 1), 2),
             largest_batch=after["largest_batch"],
         )
-        print(json.dumps(result))
+        return result
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--server-arg", action="append", default=[], help="passed to seqlab serve")
+    parser.add_argument(
+        "--compare-unbatched",
+        action="store_true",
+        help="measure again with --max-batch 1 and report both",
+    )
+    args = parser.parse_args()
+    batched = measure(args, args.server_arg)
+    if not args.compare_unbatched:
+        print(json.dumps(batched))
+        return
+    unbatched = measure(args, [*args.server_arg, "--max-batch=1"])
+    ratio = batched["throughput_rps"] / max(unbatched["throughput_rps"], 1e-9)
+    print(json.dumps({"batched": batched, "unbatched": unbatched, "speedup": round(ratio, 2)}))
 
 
 if __name__ == "__main__":

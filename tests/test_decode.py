@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import torch
 from torch import Tensor
 
-from seqlab.decode import beam_search, filter_logits, greedy, sample, sequence_logprob
+from seqlab.decode import (
+    Stream,
+    beam_search,
+    filter_logits,
+    greedy,
+    sample,
+    sample_streams,
+    sequence_logprob,
+)
+from seqlab.errors import ConfigError
+from seqlab.models.rnn_lm import RNNLM, RNNLMConfig
+from seqlab.models.transformer_lm import TransformerLM, TransformerLMConfig
 
 
 class Markov:
@@ -122,3 +134,44 @@ def test_draw_uses_the_generators_device_and_numbers() -> None:
     token = draw(probs, torch.Generator().manual_seed(5))
     plain = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(5)).squeeze(-1)
     assert token.shape == (3,) and torch.equal(token, plain)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_sample_streams_give_what_each_stream_gets_alone(kind: str) -> None:
+    """Prompts of different lengths, greedy and sampled streams with their own options,
+    seeds and lengths, decoded together: each gets the tokens of ``sample`` alone."""
+    torch.manual_seed(0)
+    vocab = 13
+    model: Any
+    if kind == "lstm":
+        model = RNNLM(vocab, RNNLMConfig(cell="lstm", embedding_size=8, hidden_size=16))
+    else:
+        config = TransformerLMConfig(d_model=16, num_heads=2, num_layers=2, dim_feedforward=32)
+        model = TransformerLM(vocab, replace(config, block_size=12))  # some streams crop
+    model.eval()
+    options = [
+        dict(temperature=1.0),
+        dict(temperature=0.0),
+        dict(temperature=0.7, top_k=3),
+        dict(temperature=1.3, top_p=0.6),
+        dict(temperature=1.0),
+        dict(temperature=0.0),
+    ]
+    prompts = [[1, 2], [3], [1, 2], [4, 5, 6], [1, 2], [7, 8]]
+    lengths = [15, 6, 0, 11, 15, 1]
+
+    def streams() -> list[Stream]:
+        return [
+            Stream(torch.tensor([p]), n, generator=torch.Generator().manual_seed(i), **o)
+            for i, (p, n, o) in enumerate(zip(prompts, lengths, options, strict=True))
+        ]
+
+    together = sample_streams(model, streams())
+    alone = [list(sample(model, s.prompt, s.max_tokens, temperature=s.temperature,
+                         top_k=s.top_k, top_p=s.top_p, generator=s.generator))
+             for s in streams()]  # fmt: skip
+    assert together == alone
+    assert [len(t) for t in together] == lengths
+    assert together[0] != together[4]  # same prompt, other seed: other draws
+    with pytest.raises(ConfigError, match="temperature"):
+        sample_streams(model, [Stream(torch.tensor([[1]]), 3, temperature=-1.0)])

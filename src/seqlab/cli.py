@@ -585,8 +585,9 @@ def export_model(
 
     manifest = export_run(run_dir, fmt, out)
     verified = manifest["verified"]
+    wrote = manifest["path"] + (f" ({', '.join(manifest['files'])})" if "files" in manifest else "")
     stdout.print(
-        f"wrote {manifest['path']} ({manifest['task']}/{manifest['model']}); "
+        f"wrote {wrote} ({manifest['task']}/{manifest['model']}); "
         f"max |exported - PyTorch| = {verified['max_abs_diff']:.2e} over "
         f"{verified['batches']} batches of variable length",
         highlight=False,
@@ -607,7 +608,11 @@ def serve(
     ),
     max_body_bytes: int = typer.Option(64 * 1024, "--max-body-bytes", help="Largest request body."),
     max_text_chars: int = typer.Option(2000, "--max-text-chars", help="Longest text or prompt."),
-    max_tokens: int = typer.Option(256, "--max-tokens", help="Most tokens one /generate may ask."),
+    max_tokens: int = typer.Option(
+        256, "--max-tokens", help="Most tokens one /generate (or /translate output) may ask."
+    ),
+    max_sentences: int = typer.Option(16, "--max-sentences", help="Sentences of one /translate."),
+    max_beam: int = typer.Option(8, "--max-beam", help="Widest beam one /translate may ask."),
     max_batch: int = typer.Option(32, "--max-batch", help="Requests run together at most."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="Wait for a batch to fill."),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
@@ -629,6 +634,8 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_text_chars=max_text_chars,
         max_generate_tokens=max_tokens,
+        max_sentences=max_sentences,
+        max_beam=max_beam,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
     )

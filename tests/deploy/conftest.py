@@ -3,6 +3,7 @@ built once per session (the bAbI run once per module: it sets the data root mean
 
 from __future__ import annotations
 
+import gzip
 import random
 import socket
 import threading
@@ -30,6 +31,11 @@ TAGGED = [
 PEOPLE = ["mary", "john", "sandra", "daniel"]
 PLACES = ["garden", "kitchen", "office", "hallway", "bedroom"]
 TRAINER = {"progress": False, "threads": 1}
+GERMAN = {  # a toy language, word for word: source word -> target words
+    "der": "the", "hund": "dog", "katze": "cat", "mann": "man", "frau": "woman",
+    "läuft": "runs", "springt": "jumps", "schläft": "sleeps", "rot": "red", "groß": "big",
+    "im": "in the", "park": "park", "haus": "house", "schnell": "quickly",
+}  # fmt: skip
 
 
 def _train(run: Path, raw: dict[str, Any]) -> Path:
@@ -48,6 +54,23 @@ def lm_run(root: Path, level: str = "word", cell: str = "lstm", layers: int = 2)
             "task": "lm_rnn",
             "data": {"dataset": str(corpus), "level": level, "bptt": 8, "eval_batch_size": 2},
             "model": model | {"num_layers": layers},
+            "optim": {"name": "adam", "lr": 0.01},
+            "trainer": TRAINER | {"epochs": 2, "batch_size": 4},
+        },
+    )
+
+
+def transformer_run(root: Path) -> Path:
+    """Word-level decoder-only Transformer LM (2 layers, block 12)."""
+    corpus = root / "corpus_word.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    model = {"name": "transformer", "d_model": 16, "num_heads": 2, "num_layers": 2}
+    return _train(
+        root / "lm_transformer",
+        {
+            "task": "lm_rnn",
+            "data": {"dataset": str(corpus), "level": "word", "bptt": 8, "eval_batch_size": 2},
+            "model": model | {"dim_feedforward": 32, "block_size": 12, "dropout": 0.0},
             "optim": {"name": "adam", "lr": 0.01},
             "trainer": TRAINER | {"epochs": 2, "batch_size": 4},
         },
@@ -149,14 +172,73 @@ def babi_run(root: Path) -> Path:
     )
 
 
+def parallel_files(root: Path) -> Path:
+    """``root/multi30k/{split}.{de,en}.gz`` of the toy language; returns ``root``."""
+    folder = root / "multi30k"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    for split, count in (("train", 300), ("val", 20), ("test_2016_flickr", 20)):
+        pairs = []
+        for _ in range(count):
+            words = ["der", rng.choice(["rot", "groß"]), rng.choice(["hund", "katze", "mann"])]
+            words += [rng.choice(["läuft", "springt", "schläft"]), "im"]
+            words += [rng.choice(["park", "haus"])]
+            if rng.random() < 0.5:
+                words.insert(4, "schnell")
+            target = " ".join(GERMAN[w] for w in words)
+            pairs.append((" ".join(words).capitalize() + ".", target.capitalize() + "."))
+        for lang, side in (("de", 0), ("en", 1)):
+            with gzip.open(folder / f"{split}.{lang}.gz", "wt", encoding="utf-8") as out:
+                out.write("".join(p[side] + "\n" for p in pairs))
+    return root
+
+
+def translate_run(root: Path) -> Path:
+    """A GRU encoder-decoder with additive attention (Bahdanau style) on the toy language;
+    needs the data root of :func:`parallel_files` (set by the fixture)."""
+    return _train(
+        root / "translate",
+        {
+            "task": "translate",
+            "data": {"tokenizer": "word", "min_count": 1, "eval_batch_size": 16},
+            "model": {
+                "name": "seq2seq",
+                "embedding_size": 16,
+                "encoder_hidden_size": 16,
+                "hidden_size": 24,
+                "attention_size": 12,
+                "dropout": 0.0,
+            },
+            "optim": {"name": "adam", "lr": 0.02},
+            "trainer": TRAINER | {"epochs": 5, "batch_size": 20, "checkpoint_every": 0},
+        },
+    )
+
+
+@contextmanager
+def data_root(root: Path) -> Iterator[None]:
+    """Datasets found under ``root`` only, while the context is open."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEQLAB_DATA", str(root))
+        patch.setattr(sources, "search_roots", lambda: [root.resolve()])
+        yield
+
+
+@pytest.fixture(scope="module")
+def translate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A trained translate run on the toy language; its data root stays set while the
+    module's tests load it (LoadedRun reads the parallel files)."""
+    root = parallel_files(tmp_path_factory.mktemp("translate_data"))
+    with data_root(root):
+        yield translate_run(tmp_path_factory.mktemp("translate_run"))
+
+
 @pytest.fixture(scope="module")
 def babi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A trained MemN2N run on generated task-1 stories; the data root stays set while the
     module's tests load it (LoadedRun reads the training files for the memory size)."""
     root = babi_files(tmp_path_factory.mktemp("babi_data"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEQLAB_DATA", str(root))
-        patch.setattr(sources, "search_roots", lambda: [root.resolve()])
+    with data_root(root):
         yield babi_run(tmp_path_factory.mktemp("babi_run"))
 
 
@@ -175,6 +257,11 @@ def lm_word(runs_root: Path) -> Path:
 def lm_char(runs_root: Path) -> Path:
     """Character-level 1-layer GRU language model."""
     return lm_run(runs_root, "char", "gru", 1)
+
+
+@pytest.fixture(scope="session")
+def lm_transformer(runs_root: Path) -> Path:
+    return transformer_run(runs_root)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The playground page in a real headless Chromium (selenium + Debian's chromium-driver):
-type a sentence or a story, press Run, read the label / tags / answer and its attention
-heatmap off the page. ``make test-browser`` installs the browser when it is missing; without
-one these tests are skipped with a message."""
+type a sentence, a story or source sentences, press Run, read the label / tags / answer /
+translations and their attention heatmaps off the page. ``make test-browser`` installs the
+browser when it is missing; without one these tests are skipped with a message."""
 
 from __future__ import annotations
 
@@ -154,3 +154,47 @@ def test_page_asks_for_the_api_key(browser: Any, cnn: Path, serve_live: Any) -> 
         browser.find_element(By.ID, "run").click()
         assert wait_for(browser, "label").text in ("pos", "neg")
         browser.execute_script("sessionStorage.clear()")
+
+
+def test_translate_page_shows_each_translation_with_its_attention_heatmap(
+    browser: Any, translate: Path, serve_live: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    service = create_app(LoadedRun.load(translate), ServeSettings(max_beam=4))
+    source = ["Der rot hund läuft im park.", "Der groß katze springt schnell im haus."]
+    expected = (
+        TestClient(service)
+        .post("/translate", json={"source": source, "beam": 2, "attention": True})
+        .json()["translations"]
+    )
+    with serve_live(service) as url:
+        run_page(browser, url)
+        assert "POST /translate" in browser.find_element(By.ID, "about").text
+        assert browser.find_element(By.ID, "beam").get_attribute("max") == "4"
+        box = browser.find_element(By.ID, "input")
+        box.clear()
+        box.send_keys("\n".join(source))
+        beam = browser.find_element(By.ID, "beam")
+        beam.clear()
+        beam.send_keys("2")
+        browser.find_element(By.ID, "run").click()
+        for i, want in enumerate(expected):
+            assert wait_for(browser, f"translation-{i}").text == want["translation"]
+            rows = browser.find_elements(By.CSS_SELECTOR, f"#heatmap-{i} tr")
+            header = [th.text for th in rows[0].find_elements(By.TAG_NAME, "th")]
+            assert header == ["", *want["source_tokens"]]  # one column per source token
+            assert [r.find_element(By.TAG_NAME, "th").text for r in rows[1:]] == want[
+                "target_tokens"
+            ]  # one row per output token, </s> last
+            cells = rows[2].find_elements(By.TAG_NAME, "td")
+            assert [float(c.text) for c in cells] == pytest.approx(want["attention"][1], abs=0.006)
+        browser.find_element(By.ID, "show-attention").click()  # off: the heatmaps go
+        browser.find_element(By.ID, "run").click()
+        count = "return document.querySelectorAll('#output table.heatmap').length"
+        WebDriverWait(browser, 10).until(lambda page: page.execute_script(count) == 0)
+        assert browser.find_element(By.ID, "translation-1").text == expected[1]["translation"]
+        box.clear()
+        browser.find_element(By.ID, "run").click()  # no sentence: the API's 422, shown
+        assert "422" in wait_for(browser, "error").text

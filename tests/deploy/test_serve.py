@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -213,6 +214,35 @@ def test_generate_endpoint_and_caps(lm_word: Path, lm_char: Path) -> None:
         assert unknown.status_code == 422 and "'Zbr' are not in" in details(unknown)
 
 
+def test_concurrent_generate_requests_sample_together_as_alone(
+    lm_word: Path, serve_live: Any
+) -> None:
+    """Prompts of different lengths, greedy and seeded sampling, different lengths: batched
+    into shared model steps, each request gets the text ``seqlab generate`` gives alone."""
+    run = LoadedRun.load(lm_word)
+    prompts = ["the", "the cat", "", "a dog sat on"]
+    bodies = [
+        {"prompt": prompts[i % 4], "max_tokens": 4 + i % 7, "temperature": [0.9, 0, 1.5][i % 3],
+         "top_k": [0, 3][i % 2], "seed": i}
+        for i in range(16)
+    ]  # fmt: skip
+    expected = [
+        generate_text(lm_word, **{"top_p": 1.0, "top_k": 0} | body)[len(body["prompt"]) :]
+        for body in bodies
+    ]
+    service = create_app(run, ServeSettings(batch_wait_ms=100))
+    with (
+        serve_live(service) as url,
+        httpx.Client(base_url=url) as http,
+        ThreadPoolExecutor(len(bodies)) as pool,
+    ):
+        results = list(pool.map(lambda b: http.post("/generate", json=b), bodies))
+        health = http.get("/health").json()
+    assert [r.json()["text"] for r in results] == expected
+    assert [r.json()["tokens"] for r in results] == [b["max_tokens"] for b in bodies]
+    assert health["batches"] < len(bodies) and health["largest_batch"] > 1
+
+
 def test_answer_endpoint_with_attention(babi: Path) -> None:
     run = LoadedRun.load(babi)
     story = ["Mary went to the kitchen.", "John went to the garden.", "Mary went to the office."]
@@ -236,7 +266,7 @@ def test_answer_endpoint_with_attention(babi: Path) -> None:
 
 
 def test_endpoint_registry_and_path_stripping() -> None:
-    assert {"lm_rnn", "classify", "tagging", "babi_qa"} <= set(ENDPOINTS.names())
+    assert {"lm_rnn", "classify", "tagging", "babi_qa", "translate"} <= set(ENDPOINTS.names())
     assert strip_paths({"a": "/x/y/z.txt", "b": ["C:\\d\\e.bin", 3], "c": "sst"}) == {
         "a": "z.txt",
         "b": ["e.bin", 3],
@@ -244,3 +274,102 @@ def test_endpoint_registry_and_path_stripping() -> None:
     }
     assert json.dumps(strip_paths({"vectors": "~/w2v.bin"})) == '{"vectors": "w2v.bin"}'
     assert strip_paths(["https://arxiv.org/abs/1503.08895"]) == ["https://arxiv.org/abs/1503.08895"]
+
+
+TOY = [
+    "Der rot hund läuft im park.",
+    "Der groß katze springt schnell im haus.",
+    "Der mann schläft.",
+]
+
+
+def test_translate_gives_the_runs_translations_and_attention(translate: Path) -> None:
+    greedy = LoadedRun.load(translate)
+    beam = LoadedRun.load(translate, sets=["data.beam_size=3"])
+    with TestClient(create_app(greedy, ServeSettings(max_beam=4))) as client:
+        for run, options in ((greedy, {}), (beam, {"beam": 3})):
+            body = client.post("/translate", json={"source": TOY} | options).json()
+            assert body["beam"] == options.get("beam", 1)
+            assert [t["translation"] for t in body["translations"]] == list(run.predict(TOY))
+            assert all(t["attention"] is None for t in body["translations"])  # not asked
+        asked = client.post("/translate", json={"source": TOY[1:2], "attention": True}).json()
+        (one,) = asked["translations"]
+        tokens, target, weights, text = greedy.task.align(  # type: ignore[attr-defined]
+            greedy.cfg, greedy.model, greedy.data, TOY[1]
+        )
+        assert one["translation"] == text == "The big cat jumps quickly in the house."
+        assert one["source_tokens"] == tokens and one["target_tokens"] == target
+        assert target[-1] == "</s>" and one["finished"]
+        np.testing.assert_allclose(np.array(one["attention"]), weights, atol=1e-6)
+        assert np.array(one["attention"]).shape == (len(target), len(tokens))
+        assert np.array(one["attention"]).sum(1) == pytest.approx(np.ones(len(target)), abs=1e-5)
+        assert -5.0 < one["logprob"] <= 0.0
+        # cut at max_len: an unfinished output of exactly that many tokens, no </s>
+        cut = client.post("/translate", json={"source": TOY[:1], "max_len": 3, "attention": True})
+        (short,) = cut.json()["translations"]
+        assert short["target_tokens"] == ["The", "red", "dog"] and not short["finished"]
+        assert len(short["attention"]) == 3
+        # words the run never saw are <unk>, not an error
+        unknown = client.post("/translate", json={"source": ["Der 日本 hund ☃ läuft im park."]})
+        assert unknown.status_code == 200
+        assert "dog" in unknown.json()["translations"][0]["translation"]
+        schema = client.get("/openapi.json").json()
+        request = schema["components"]["schemas"]["TranslateRequest"]["properties"]
+        assert request["beam"]["anyOf"][0]["maximum"] == 4
+        assert request["max_len"]["maximum"] == 256 and request["source"]["maxItems"] == 16
+        info = client.get("/info").json()
+        assert info["endpoint"] == "/translate" and info["kind"] == "translate"
+        assert info["vocab_size"] == len(greedy.data.target_vocab)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"source": []}, "at least 1 item"),
+        ({"source": [" "]}, "should match pattern"),
+        ({"source": "Der mann schläft."}, "valid list"),
+        ({"source": ["Der mann."] * 17}, "at most 16 items"),
+        ({"source": ["x" * 201]}, "at most 200 characters"),
+        ({"source": ["Der mann."], "beam": 9}, "less than or equal to 8"),
+        ({"source": ["Der mann."], "beam": 0}, "greater than or equal to 1"),
+        ({"source": ["Der mann."], "max_len": 257}, "less than or equal to 256"),
+        ({"source": ["Der mann."], "max_len": "5"}, "expected a number"),
+        ({"source": ["Der mann."], "attention": 1}, "valid boolean"),
+        ({"source": ["Der mann."], "temperature": 1}, "Extra inputs"),
+        ({"source": ["Der mann.", "\u00a0\u2003"]}, "no tokens left"),
+    ],
+)
+def test_translate_bad_requests_are_422(translate: Path, body: Any, message: str) -> None:
+    with TestClient(create_app(LoadedRun.load(translate), ServeSettings(max_text_chars=200))) as c:
+        response = c.post("/translate", json=body)
+    assert response.status_code == 422, response.text
+    assert message in details(response)
+
+
+def test_translate_batches_mixed_requests_as_alone(translate: Path) -> None:
+    """Requests of one micro-batch with different beams, caps and sentence counts decode in
+    groups; each gets what it gets alone."""
+    run = LoadedRun.load(translate)
+    model = create_app(run).openapi()  # the request model, as the service builds it
+    assert "TranslateRequest" in model["components"]["schemas"]
+    spec = ENDPOINTS.get("translate")
+    Request = spec.request(ServeSettings())
+    requests = [
+        Request(source=TOY, attention=True),
+        Request(source=TOY[2:], beam=2),
+        Request(source=TOY[:2], max_len=4),
+        Request(source=TOY[1:], beam=2, attention=True),
+    ]
+    together = spec.run(run, requests)
+    alone = [spec.run(run, [r])[0] for r in requests]
+    assert [len(t.translations) for t in together] == [3, 1, 2, 2]
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.beam == single.beam
+        for got, want in zip(batched.translations, single.translations, strict=True):
+            numbers = ("logprob", "attention")
+            assert got.model_dump(exclude=set(numbers)) == want.model_dump(exclude=set(numbers))
+            assert got.logprob == pytest.approx(want.logprob, abs=1e-5)
+            if want.attention is None:
+                assert got.attention is None
+            else:  # padded among longer sources: the same weights on the real ones
+                np.testing.assert_allclose(got.attention, want.attention, atol=1e-5)

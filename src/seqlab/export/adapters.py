@@ -1,17 +1,25 @@
-"""What is exported for each task and model: a registry of :class:`ExportAdapter`s.
+"""What is exported for each task and model: a registry of :class:`ExportAdapter`s (one
+graph) and :class:`ExportGraphs` (several graphs a client runs in turn).
 
 An exported model takes and returns plain tensors, so each adapter wraps the task model in a
 small module whose ``forward`` takes the batch's tensors by name (the names become the ONNX
 input names) and calls the model's own code: the classifiers' ``logits``, the tagger's
-``emissions``, the memory network, the language model's ``forward`` with its state. Padded,
-packed recurrent layers export as they run (``Recurrent`` packs by ``lengths``, which the
-ONNX exporter maps to the LSTM/GRU ops' ``sequence_lens``), so a batch of sentences of
-different lengths gives the same numbers as in PyTorch.
+``emissions``, the memory network, the language models' ``forward`` (the recurrent one with
+its state), the encoder-decoder's ``encode`` and ``step``. Padded, packed recurrent layers
+export as they run (``Recurrent`` packs by ``lengths``, which the ONNX exporter maps to the
+LSTM/GRU ops' ``sequence_lens``), so a batch of sentences of different lengths gives the
+same numbers as in PyTorch.
 
-Axes are named: ``B`` batch, ``T`` time (words), ``C`` characters per word, ``M`` memories,
-``W`` words per memory, ``L`` question words, ``S`` recurrent layers x directions; the sizes
-that follow the model (``V`` vocabulary, ``K`` labels / tags, ``H`` hidden, ``HOPS``) are
-fixed numbers in the exported graph.
+An encoder-decoder is two graphs: ``encoder`` (source -> memory and the decoder's first
+state) and ``decoder_step`` (one output token from the previous one and the state; the
+decoder's Python loop over steps, greedy or beam search, stays with the client, as
+``seqlab.decode`` runs it).
+
+Axes are named: ``B`` batch, ``T`` time (words, source tokens), ``C`` characters per word,
+``M`` memories, ``W`` words per memory, ``L`` question words, ``S`` recurrent layers x
+directions; the sizes that follow the model (``V`` vocabulary, ``K`` labels / tags, ``H``
+hidden, ``D`` encoder output, ``A`` attention keys, ``HOPS``) are fixed numbers in the
+exported graph.
 """
 
 from __future__ import annotations
@@ -29,8 +37,11 @@ from seqlab.data.batching import Padded
 from seqlab.models.classifier import ClassifyBatch, SentenceClassifier, TextCNN
 from seqlab.models.memn2n import MemN2N
 from seqlab.models.rnn_lm import RNNLM
+from seqlab.models.seq2seq import Seq2Seq
 from seqlab.models.tagger import Tagger, TaggerBatch
+from seqlab.models.transformer_lm import TransformerLM
 from seqlab.nn.conv import apply_max_norm
+from seqlab.nn.decoder import DecoderState
 from seqlab.registry import Registry
 
 
@@ -66,6 +77,14 @@ class ExportAdapter:
     inputs: Callable[[nn.Module], tuple[TensorSpec, ...]]
     outputs: Callable[[nn.Module], tuple[TensorSpec, ...]]
     example: Callable[[nn.Module, Sequence[int], torch.Generator], tuple[Tensor, ...]]
+
+
+@dataclass(frozen=True)
+class ExportGraphs:
+    """A model exported as several graphs: ``parts`` holds ``(name, adapter)`` pairs in the
+    order a client runs them; each is written to ``{name}{suffix}`` and verified alone."""
+
+    parts: tuple[tuple[str, ExportAdapter], ...]
 
 
 def _mask(lengths: Tensor, steps: int) -> Tensor:
@@ -310,8 +329,200 @@ MEMN2N = ExportAdapter(
 )
 
 
-EXPORTS: Registry[ExportAdapter] = Registry("exportable model (task/model)")
+# ----------------------------------------------------------------------------- transformer LM
+
+
+class TransformerLMExport(nn.Module):
+    """``forward(ids (B, T)) -> logits (B, T, V)``: one causal window of at most
+    ``block_size`` tokens (the model carries no state between windows)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = cast(TransformerLM, model)
+
+    def forward(self, ids: Tensor) -> tuple[Tensor]:
+        return (self.model(ids)[0],)
+
+
+def _transformer_example(
+    model: nn.Module, lengths: Sequence[int], generator: torch.Generator
+) -> tuple[Tensor, ...]:
+    """A window of ``max(lengths)`` steps (every row full, as the LM reads windows)."""
+    vocab = cast(TransformerLM, model).embedding.num_embeddings
+    return (torch.randint(0, vocab, (len(lengths), max(lengths)), generator=generator),)
+
+
+TRANSFORMER_LM = ExportAdapter(
+    wrap=TransformerLMExport,
+    inputs=lambda model: (TensorSpec("ids", ("B", "T")),),
+    outputs=lambda model: (TensorSpec("logits", ("B", "T", "V"), "float32"),),
+    example=_transformer_example,
+)
+
+
+# ----------------------------------------------------------------------------- encoder-decoder
+
+
+def _state_names(model: nn.Module) -> tuple[str, ...]:
+    """The decoder state's tensors, flattened: ``h`` (S, B, H), an LSTM's ``c``, input
+    feeding's ``feed`` (B, H), the attention's precomputed ``keys`` (B, T, A)."""
+    seq2seq = cast(Seq2Seq, model)
+    names = ["h"]
+    if seq2seq.cfg.cell == "lstm":
+        names.append("c")
+    if seq2seq.decoder.input_feeding:
+        names.append("feed")
+    attention = seq2seq.decoder.attention
+    if attention is not None:
+        probe = torch.zeros(1, 1, seq2seq.decoder.memory_size)
+        if attention.project_keys(probe) is not None:  # type: ignore[operator]
+            names.append("keys")
+    return tuple(names)
+
+
+def _state_specs(model: nn.Module, suffix: str = "") -> tuple[TensorSpec, ...]:
+    dims = {"h": ("S", "B", "H"), "c": ("S", "B", "H"), "feed": ("B", "H"), "keys": ("B", "T", "A")}
+    return tuple(TensorSpec(name + suffix, dims[name], "float32") for name in _state_names(model))
+
+
+def _flat_state(state: DecoderState) -> list[Tensor]:
+    hidden = list(state.hidden) if isinstance(state.hidden, tuple) else [state.hidden]
+    return hidden + [t for t in (state.feed, state.keys) if t is not None]
+
+
+def _attends(model: nn.Module) -> bool:
+    return cast(Seq2Seq, model).decoder.attention is not None
+
+
+class Seq2SeqEncoderExport(nn.Module):
+    """``forward(source (B, T), lengths (B,)) -> memory (B, T, D), h (S, B, H)[, c][, feed
+    (B, H)][, keys (B, T, A)]``: ``Seq2Seq.encode``, the decoder's first state flattened."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = cast(Seq2Seq, model)
+
+    def forward(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
+        padded = Padded(source, lengths, _mask(lengths, source.shape[1]))
+        memory, _, state = self.model.encode(padded)
+        return (memory, *_flat_state(state))
+
+
+class Seq2SeqStepExport(nn.Module):
+    """``forward(tokens (B,), [memory (B, T, D), lengths (B,),] h[, c][, feed][, keys]) ->
+    logits (B, V), h'[, c'][, feed'][, weights (B, T)]``: ``Seq2Seq.step``, one output token
+    for each row (memory and lengths only when the decoder attends; ``keys`` do not change
+    from step to step, so they are not returned)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = cast(Seq2Seq, model)
+        self.names = _state_names(model)
+        self.attends = _attends(model)
+
+    def forward(self, tokens: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+        memory: Tensor | None = None
+        mask: Tensor | None = None
+        if self.attends:
+            memory, lengths, *rest = tensors
+            mask = _mask(lengths, memory.shape[1])
+        else:
+            rest = list(tensors)
+        state = dict(zip(self.names, rest, strict=True))
+        hidden = (state["h"], state["c"]) if "c" in state else state["h"]
+        given = DecoderState(hidden, state.get("feed"), state.get("keys"))
+        logits, new, weights = self.model.step(tokens, given, memory, mask)
+        out = [logits, *_flat_state(new._replace(keys=None))]
+        return (*out, weights) if weights is not None else tuple(out)
+
+
+def _encoder_example(
+    model: nn.Module, lengths: Sequence[int], generator: torch.Generator
+) -> tuple[Tensor, ...]:
+    vocab = cast(Seq2Seq, model).source_embedding.num_embeddings
+    return _padded_ids(vocab, lengths, generator)
+
+
+def _step_example(
+    model: nn.Module, lengths: Sequence[int], generator: torch.Generator
+) -> tuple[Tensor, ...]:
+    """The state the encoder gives for random sources of ``lengths`` tokens (the hidden
+    state moved off it a little, as after some steps) and random previous tokens."""
+    seq2seq = cast(Seq2Seq, model)
+    source, lengths_t = _encoder_example(model, lengths, generator)
+    with torch.no_grad():
+        memory, _, state = seq2seq.encode(Padded(source, lengths_t, _mask(lengths_t, max(lengths))))
+    flat = _flat_state(state)
+    flat[0] = flat[0] + 0.1 * torch.randn(flat[0].shape, generator=generator)
+    tokens = torch.randint(0, seq2seq.decoder.vocab_size, (len(lengths),), generator=generator)
+    if not _attends(model):
+        return (tokens, *flat)
+    return (tokens, memory, lengths_t, *flat)
+
+
+def _step_inputs(model: nn.Module) -> tuple[TensorSpec, ...]:
+    tokens = TensorSpec("tokens", ("B",))
+    if not _attends(model):
+        return (tokens, *_state_specs(model))
+    memory = (TensorSpec("memory", ("B", "T", "D"), "float32"), TensorSpec("lengths", ("B",)))
+    return (tokens, *memory, *_state_specs(model))
+
+
+def _step_outputs(model: nn.Module) -> tuple[TensorSpec, ...]:
+    state = tuple(spec for spec in _state_specs(model, "_next") if spec.name != "keys_next")
+    logits = TensorSpec("logits", ("B", "V"), "float32")
+    if not _attends(model):
+        return (logits, *state)
+    return (logits, *state, TensorSpec("weights", ("B", "T"), "float32"))
+
+
+SEQ2SEQ = ExportGraphs(
+    parts=(
+        (
+            "encoder",
+            ExportAdapter(
+                wrap=Seq2SeqEncoderExport,
+                inputs=lambda model: (
+                    TensorSpec("source", ("B", "T")),
+                    TensorSpec("lengths", ("B",)),
+                ),
+                outputs=lambda model: (
+                    TensorSpec("memory", ("B", "T", "D"), "float32"),
+                    *_state_specs(model),
+                ),
+                example=_encoder_example,
+            ),
+        ),
+        (
+            "decoder_step",
+            ExportAdapter(
+                wrap=Seq2SeqStepExport,
+                inputs=_step_inputs,
+                outputs=_step_outputs,
+                example=_step_example,
+            ),
+        ),
+    )
+)
+
+
+EXPORTS: Registry[ExportAdapter | ExportGraphs] = Registry("exportable model (task/model)")
+NOT_FAITHFUL: dict[str, str] = {
+    "speech/las": "its pyramidal listener runs explicit per-step LSTM loops (force_explicit) "
+    "and stacks frames by a Python test of the length's parity, so a traced graph would "
+    "hold one utterance length",
+    **{
+        f"tree_sentiment/{name}": "its computation follows each sentence's tree, which a "
+        "traced graph would fix to the example's tree"
+        for name in ("rae", "recnn", "rntn", "treelstm")
+    },
+}
+"""Models that have no export because tracing cannot reproduce them, and why."""
+
+
 EXPORTS.register("lm_rnn/rnn", LANGUAGE_MODEL)
+EXPORTS.register("lm_rnn/transformer", TRANSFORMER_LM)
+EXPORTS.register("translate/seq2seq", SEQ2SEQ)
 EXPORTS.register("classify/cnn", CNN_CLASSIFIER)
 EXPORTS.register("classify/rnn", RNN_CLASSIFIER)
 EXPORTS.register("tagging/tagger", TAGGER)

@@ -52,13 +52,16 @@ def quiet_tracing() -> Iterator[None]:
 class ExportFormat:
     """``write(wrapped, adapter, model, example, path, metadata)`` writes the file;
     ``load(path, adapter, fresh_model)`` returns a :data:`Runner` over it (``fresh_model``
-    builds an untrained model of the run, for formats that hold only weights)."""
+    builds an untrained model of the run, for formats that hold only weights). ``weights``:
+    the file holds the whole model's weights, not a graph, so a model of several graphs is
+    one file."""
 
     suffix: str
     write: Callable[
         [nn.Module, ExportAdapter, nn.Module, tuple[Tensor, ...], Path, dict[str, str]], None
     ]
     load: Callable[[Path, ExportAdapter, Callable[[], nn.Module]], Runner]
+    weights: bool = False
 
 
 def _to_numpy(outputs: Any) -> list[np.ndarray]:
@@ -190,4 +193,7 @@ FORMATS.register("onnx", ExportFormat(".onnx", _write_onnx, _load_onnx))
 FORMATS.register(
     "torchscript", ExportFormat(".torchscript.pt", _write_torchscript, _load_torchscript)
 )
-FORMATS.register("safetensors", ExportFormat(".safetensors", _write_safetensors, _load_safetensors))
+FORMATS.register(
+    "safetensors",
+    ExportFormat(".safetensors", _write_safetensors, _load_safetensors, weights=True),
+)

@@ -22,11 +22,12 @@ from torch import nn
 from seqlab import __version__
 from seqlab.errors import SeqlabError
 from seqlab.evaluation import LoadedRun
-from seqlab.export.adapters import EXPORTS, ExportAdapter
+from seqlab.export.adapters import EXPORTS, NOT_FAITHFUL, ExportAdapter, ExportGraphs
 from seqlab.export.formats import FORMATS, OPSET, Runner
 from seqlab.io import atomic_write_text
 from seqlab.nn.recurrent import Recurrent
 from seqlab.rundir import RunDir
+from seqlab.runs import load_run_config
 from seqlab.tasks.base import TrainedTask
 
 ATOL = 1e-4
@@ -41,12 +42,15 @@ class ExportError(SeqlabError):
     """The model cannot be exported, or the exported file does not reproduce it."""
 
 
-def adapter_for(run: LoadedRun) -> ExportAdapter:
-    """The export adapter of the run's task and model (``EXPORTS["task/model"]``)."""
-    key = f"{run.cfg.task}/{run.cfg.model.name}"
+def adapter_for(run_dir: Path, task: str, model: str) -> ExportAdapter | ExportGraphs:
+    """The export adapter(s) of a run's task and model (``EXPORTS["task/model"]``); a model
+    without one is an ExportError that says why (:data:`NOT_FAITHFUL`) or what can be."""
+    key = f"{task}/{model}"
+    if key in NOT_FAITHFUL:
+        raise ExportError(f"{run_dir}: {key} cannot be exported faithfully: {NOT_FAITHFUL[key]}")
     if key not in EXPORTS:
         raise ExportError(
-            f"{run.run_dir}: no export for {key} (exportable: {', '.join(EXPORTS.names())})"
+            f"{run_dir}: no export for {key} (exportable: {', '.join(EXPORTS.names())})"
         )
     return EXPORTS.get(key)
 
@@ -98,59 +102,91 @@ def export_run(
     run_dir: Path, fmt: str, out: Path | None = None, *, run: LoadedRun | None = None
 ) -> dict[str, Any]:
     """Write the run's model as ``fmt`` into ``out`` (default ``RUN_DIR/export``) with its
-    manifest ``model.json`` and the run's vocabularies, verified; returns the manifest."""
+    manifest ``model.json`` and the run's vocabularies, verified; returns the manifest.
+
+    A model of several graphs (:class:`ExportGraphs`) is written one file per part
+    (``encoder.onnx``, ``decoder_step.onnx``; a weights format writes ``model.safetensors``
+    once), each verified alone; the manifest lists them under ``parts``."""
     writer = FORMATS.get(fmt)
+    cfg = run.cfg if run is not None else load_run_config(run_dir)
+    entry = adapter_for(run_dir, cfg.task, cfg.model.name)  # before the run's data is read
     run = run if run is not None else LoadedRun.load(run_dir, device="cpu")
-    adapter = adapter_for(run)
     model = run.model.to("cpu").eval()
     check_exportable(model)
     out_dir = out if out is not None else RunDir(run_dir).export_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"model{writer.suffix}"
-    inputs, outputs = adapter.inputs(model), adapter.outputs(model)
+    graphs = entry.parts if isinstance(entry, ExportGraphs) else (("model", entry),)
     manifest: dict[str, Any] = {
         "format": fmt,
-        "file": path.name,
         "task": run.cfg.task,
         "model": run.cfg.model.name,
         "model_config": asdict(run.cfg.model),
-        "inputs": [asdict(spec) for spec in inputs],
-        "outputs": [asdict(spec) for spec in outputs],
         "seqlab": __version__,
         "torch": torch.__version__,
     }
     if fmt == "onnx":
         manifest["opset"] = OPSET
-    metadata = {
-        key: json.dumps(manifest[key])
-        for key in ("task", "model", "model_config", "inputs", "outputs")
+    specs = {
+        name: {
+            "inputs": [asdict(spec) for spec in adapter.inputs(model)],
+            "outputs": [asdict(spec) for spec in adapter.outputs(model)],
+        }
+        for name, adapter in graphs
     }
-    example = adapter.example(model, EXAMPLE_LENGTHS, torch.Generator().manual_seed(1))
+    task = cast(TrainedTask[Any], run.task)  # every exportable task is gradient-trained
+    written: list[Path] = []
+    parts: dict[str, dict[str, Any]] = {}
     try:
-        writer.write(adapter.wrap(model).eval(), adapter, model, example, path, metadata)
-        task = cast(TrainedTask[Any], run.task)  # every exportable task is gradient-trained
-        runner = writer.load(path, adapter, lambda: task.build_model(run.cfg, run.data))
-        worst, batches = verify(runner, adapter, model)
+        for name, adapter in graphs:
+            path = out_dir / f"{'model' if writer.weights else name}{writer.suffix}"
+            if path not in written:
+                shown = specs if writer.weights and len(graphs) > 1 else specs[name]
+                metadata = {key: json.dumps(manifest[key]) for key in ("task", "model")}
+                metadata["model_config"] = json.dumps(manifest["model_config"])
+                metadata.update({key: json.dumps(value) for key, value in shown.items()})
+                if len(graphs) > 1 and not writer.weights:
+                    metadata["part"] = json.dumps(name)
+                example = adapter.example(model, EXAMPLE_LENGTHS, torch.Generator().manual_seed(1))
+                written.append(path)
+                writer.write(adapter.wrap(model).eval(), adapter, model, example, path, metadata)
+            runner = writer.load(path, adapter, lambda: task.build_model(run.cfg, run.data))
+            worst, batches = verify(runner, adapter, model)
+            if not worst <= ATOL:
+                raise ExportError(
+                    f"{run_dir}: the {fmt} export{'' if name == 'model' else ' of ' + name} "
+                    f"differs from the PyTorch model by {worst:.3g} (> {ATOL}); not kept"
+                )
+            verified = {"batches": batches, "max_abs_diff": worst, "atol": ATOL}
+            parts[name] = {"file": path.name, **specs[name], "verified": verified}
     except ExportError:
-        path.unlink(missing_ok=True)
+        _remove(written)
         raise
     except Exception as err:  # noqa: BLE001 - the exporter's own failures, in one line
-        path.unlink(missing_ok=True)
+        _remove(written)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExportError(f"{run_dir}: {fmt} export failed ({first})") from err
-    if not worst <= ATOL:
-        path.unlink(missing_ok=True)
-        raise ExportError(
-            f"{run_dir}: the {fmt} export differs from the PyTorch model by {worst:.3g} "
-            f"(> {ATOL}); not kept"
-        )
-    manifest["verified"] = {"batches": batches, "max_abs_diff": worst, "atol": ATOL}
-    for vocabulary in RunDir(run.run_dir).vocabularies:
-        if vocabulary.is_file():
-            shutil.copyfile(vocabulary, out_dir / vocabulary.name)
-    manifest["vocabularies"] = sorted(
-        v.name for v in RunDir(run.run_dir).vocabularies if v.is_file()
-    )
+    if len(graphs) == 1:
+        manifest.update(parts["model"])
+    else:
+        manifest["files"] = sorted({part["file"] for part in parts.values()})
+        manifest["parts"] = parts
+        manifest["verified"] = {
+            "batches": sum(part["verified"]["batches"] for part in parts.values()),
+            "max_abs_diff": max(part["verified"]["max_abs_diff"] for part in parts.values()),
+            "atol": ATOL,
+        }
+    files = RunDir(run.run_dir)
+    sides = [files.side_vocab("*").name, files.subword_model("*").name]  # translation's
+    vocabularies = [v for v in files.vocabularies if v.is_file()]
+    vocabularies += sorted(v for pattern in sides for v in run.run_dir.glob(pattern))
+    for vocabulary in vocabularies:
+        shutil.copyfile(vocabulary, out_dir / vocabulary.name)
+    manifest["vocabularies"] = sorted(v.name for v in vocabularies)
     atomic_write_text(out_dir / "model.json", json.dumps(manifest, indent=2) + "\n")
-    manifest["path"] = str(path)
+    manifest["path"] = str(written[0]) if len(graphs) == 1 else str(out_dir)
     return manifest
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

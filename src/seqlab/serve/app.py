@@ -86,7 +86,7 @@ def strip_paths(value: Any) -> Any:
 def _run_info(run: LoadedRun, spec: EndpointSpec, settings: ServeSettings) -> Info:
     metrics_path = RunDir(run.run_dir).metrics
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
-    vocab = getattr(run.data, "vocab", None)
+    vocab = getattr(run.data, "vocab", None) or getattr(run.data, "target_vocab", None)
     labels = getattr(run.data, "labels", None) or getattr(run.data, "tags", None)
     limits = {k: v for k, v in asdict(settings).items() if k not in ("api_key", "host", "port")}
     return Info(

@@ -5,28 +5,31 @@ OpenAPI schema states them: lengths, the generation cap) and the response schema
 ``check`` of one request against what the schema cannot say (the run's vocabulary; a
 failed check is a 422 naming the field), and ``run``, which answers a batch of checked
 requests with one model call where the task allows it. Serving a new task is
-one entry here (``/translate`` for translation is the next).
+one entry here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from math import isfinite
 from typing import Annotated, Any, Protocol, cast
 
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from torch.nn import functional as F
 
 from seqlab.data.readers import parse_babi
+from seqlab.decode import Decoded, Stream, sample_streams
 from seqlab.errors import SeqlabError
 from seqlab.evaluation import LoadedRun
 from seqlab.registry import Registry
 from seqlab.serve.settings import ServeSettings
 from seqlab.tasks.babi_qa import BabiQATask, encode
-from seqlab.tasks.rnn_lm import prompt_ids
+from seqlab.tasks.rnn_lm import decodable, prompt_ids, token_text
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
 from seqlab.tasks.tagging import TaggingTask
+from seqlab.tasks.translate import TranslateData, TranslateTask, encode_line
 from seqlab.train.device import module_device
 
 
@@ -219,24 +222,31 @@ def _check_generate(run: LoadedRun, request: GenerateRequest, settings: ServeSet
 
 
 def _generate(run: LoadedRun, requests: Sequence[GenerateRequest]) -> list[Generation]:
-    """Each prompt decodes alone (one sampling stream each, seeded)."""
-    results = []
-    for r in requests:
-        with torch.inference_mode():
-            pieces = list(
-                run.generate(
-                    prompt=r.prompt,
-                    max_tokens=r.max_tokens,
-                    temperature=r.temperature if r.temperature >= GREEDY_BELOW else 0.0,
-                    top_k=r.top_k,
-                    top_p=r.top_p,
-                    seed=r.seed,
-                )
-            )
-        results.append(
-            Generation(prompt=r.prompt, text="".join(pieces[1:]), tokens=len(pieces) - 1)
+    """All prompts decode together (:func:`~seqlab.decode.sample_streams`: one batched
+    model step for every stream still going), each with its own options and seeded
+    generator, so each gets the text ``seqlab generate`` gives it alone."""
+    device = module_device(run.model)
+    streams = [
+        Stream(
+            prompt_ids(run.data, r.prompt).to(device),
+            r.max_tokens,
+            temperature=r.temperature if r.temperature >= GREEDY_BELOW else 0.0,
+            top_k=r.top_k,
+            top_p=r.top_p,
+            generator=torch.Generator().manual_seed(r.seed),
         )
-    return results
+        for r in requests
+    ]
+    with torch.inference_mode():
+        tokens = sample_streams(decodable(run.model), streams)
+    return [
+        Generation(
+            prompt=r.prompt,
+            text="".join(token_text(run.data, i) for i in ids),
+            tokens=len(ids),
+        )
+        for r, ids in zip(requests, tokens, strict=True)
+    ]
 
 
 GENERATE = EndpointSpec(
@@ -329,8 +339,146 @@ ANSWER = EndpointSpec(
 )
 
 
+# ----------------------------------------------------------------------------- /translate
+
+
+class TranslateRequest(Protocol):
+    """What every ``_translate_request`` model has."""
+
+    source: list[str]
+    beam: int | None
+    max_len: int
+    attention: bool
+
+
+def _translate_request(settings: ServeSettings) -> type[BaseModel]:
+    Sentence = Annotated[
+        str, Field(min_length=1, max_length=settings.max_text_chars, pattern=NOT_BLANK)
+    ]
+    cap = settings.max_generate_tokens
+    Beam = Annotated[int, Field(ge=1, le=settings.max_beam), BeforeValidator(_number)]
+
+    class TranslateRequest(Strict):
+        source: list[Sentence] = Field(
+            min_length=1,
+            max_length=settings.max_sentences,
+            description="Sentences to translate (raw text: the run's tokenizer splits them).",
+        )
+        beam: Beam | None = Field(
+            None, description="Beam width (1: greedy); default: the run's data.beam_size."
+        )
+        max_len: Integer = Field(
+            cap,
+            ge=1,
+            le=cap,
+            description="Most target tokens of an output (the run's length rule, "
+            "ratio x source tokens + offset, applies as well).",
+        )
+        attention: StrictBool = Field(
+            False, description="Return each output token's attention over the source tokens."
+        )
+
+    return TranslateRequest
+
+
+class Translation(BaseModel):
+    source: str
+    translation: str
+    """The detokenised output."""
+    source_tokens: list[str]
+    target_tokens: list[str]
+    """The output tokens, ``</s>`` last when the output ended (not cut at its length)."""
+    finished: bool
+    logprob: float | None
+    """log P(output | source) under the model."""
+    attention: list[list[float]] | None = None
+    """(target tokens, source tokens) when asked and the model attends; else null."""
+
+
+class Translations(BaseModel):
+    translations: list[Translation]
+    beam: int
+
+
+def _source_tokens(run: LoadedRun, text: str) -> list[str]:
+    data = run.data
+    return list(data.source_tokenizer.encode(text))[: run.cfg.data.max_source_length]
+
+
+def _check_translate(run: LoadedRun, request: TranslateRequest, settings: ServeSettings) -> None:
+    for i, text in enumerate(request.source):
+        if not _source_tokens(run, text):
+            raise InputError(f"source[{i}]", "no tokens left after the run's tokenizer")
+
+
+def _translation(
+    task: TranslateTask,
+    data: TranslateData,
+    text: str,
+    source: list[str],
+    output: Decoded,
+    attention: bool,
+) -> Translation:
+    target = [data.target_vocab.itos[t] for t in output.tokens]
+    target += ["</s>"] if output.finished else []
+    weights = None
+    if attention and output.attention is not None:
+        weights = output.attention[:, : len(source)].tolist()  # the padding's columns are 0
+    return Translation(
+        source=text,
+        translation=task.detokenise(data, output.tokens),
+        source_tokens=source,
+        target_tokens=target,
+        finished=output.finished,
+        logprob=output.logprob if isfinite(output.logprob) else None,
+        attention=weights,
+    )
+
+
+def _translate(run: LoadedRun, requests: Sequence[TranslateRequest]) -> list[Translations]:
+    """Requests with the same beam and length cap decode together: every sentence of them
+    in the task's batches (one encoder pass and one batched search per batch)."""
+    task = cast(TranslateTask, run.task)
+    data = run.data
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, r in enumerate(requests):
+        beam = r.beam if r.beam is not None else run.cfg.data.beam_size
+        groups.setdefault((beam, r.max_len), []).append(i)
+    results: list[Translations | None] = [None] * len(requests)
+    for (beam, max_len), chosen in groups.items():
+        cfg = replace(run.cfg, data=replace(run.cfg.data, beam_size=beam))
+        texts = [text for i in chosen for text in requests[i].source]
+        tokens = [_source_tokens(run, text) for text in texts]
+        ids = [encode_line(data.source_vocab, t)[0] for t in tokens]
+        with torch.inference_mode():
+            outputs = task.translate_ids(cfg, run.model, data, ids, limit=max_len)
+        start = 0
+        for i in chosen:
+            rows = range(start, start + len(requests[i].source))
+            start = rows.stop
+            translations = [
+                _translation(task, data, texts[j], tokens[j], outputs[j], requests[i].attention)
+                for j in rows
+            ]
+            results[i] = Translations(translations=translations, beam=beam)
+    return [r for r in results if r is not None]
+
+
+TRANSLATE = EndpointSpec(
+    path="/translate",
+    summary="Translate sentences (greedy or beam search), with the attention if asked.",
+    request=_translate_request,
+    response=Translations,
+    check=_check_translate,
+    run=_translate,
+    kind="translate",
+    example={"source": ["Ein Hund läuft im Park."], "beam": 1, "attention": True},
+)
+
+
 ENDPOINTS: Registry[EndpointSpec] = Registry("served task")
 ENDPOINTS.register("lm_rnn", GENERATE)
 ENDPOINTS.register("classify", PREDICT)
 ENDPOINTS.register("tagging", TAG)
 ENDPOINTS.register("babi_qa", ANSWER)
+ENDPOINTS.register("translate", TRANSLATE)

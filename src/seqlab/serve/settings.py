@@ -26,8 +26,13 @@ class ServeSettings:
     max_text_chars: int = 2000
     """Characters of one text, prompt, story sentence or question."""
     max_generate_tokens: int = 256
-    """The most tokens one ``/generate`` request may ask for."""
+    """The most tokens one ``/generate`` request may ask for; also the most target tokens
+    of one ``/translate`` output."""
     max_story_sentences: int = 100
+    max_sentences: int = 16
+    """Source sentences of one ``/translate`` request."""
+    max_beam: int = 8
+    """The widest beam a ``/translate`` request may ask for."""
     max_batch: int = 32
     """Requests run together in one model call at most."""
     batch_wait_ms: float = 5.0
@@ -40,6 +45,8 @@ class ServeSettings:
             )
         if self.max_generate_tokens < 1 or self.batch_wait_ms < 0:
             raise ConfigError("--max-tokens must be >= 1 and --batch-wait-ms >= 0")
+        if self.max_sentences < 1 or self.max_beam < 1:
+            raise ConfigError("--max-sentences and --max-beam must be >= 1")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {self.port}")
         check_bind(self.host, self.api_key)

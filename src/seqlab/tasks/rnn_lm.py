@@ -259,7 +259,7 @@ class RNNLMTask(TrainedTask[LMData]):
             ids = move_to(prompt_ids(data, prompt), module_device(model))
             best = beam_search(decodable(model), ids, max_tokens, beam_size=beam, eos=eos)[0]
             yield prompt
-            yield from (_token_text(data, i) for i in best.tokens)
+            yield from (token_text(data, i) for i in best.tokens)
             return
         yield from generate_stream(
             model,
@@ -338,10 +338,10 @@ def generate_stream(
         top_p=top_p,
         generator=generator,
     ):
-        yield _token_text(data, i)
+        yield token_text(data, i)
 
 
-def _token_text(data: LMData, index: int) -> str:
+def token_text(data: LMData, index: int) -> str:
     token = data.vocab.itos[index]
     if data.level == "char":
         return token

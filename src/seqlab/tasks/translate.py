@@ -429,9 +429,12 @@ class TranslateTask(TrainedTask[TranslateData]):
         model: nn.Module,
         data: TranslateData,
         sources: Sequence[Sequence[int]],
+        limit: int | None = None,
     ) -> list[Decoded]:
         """The best output of each source (``data.beam_size`` 1: greedy), in order; an
-        empty source gets an empty output without running the model."""
+        empty source gets an empty output without running the model. An output takes at
+        most ``ratio * source tokens + offset`` steps (``data.max_length_*``), and at most
+        ``limit`` when given (the service's cap)."""
         dcfg: TranslateDataConfig = cfg.data
         seq2seq = cast(Seq2Seq, model)
         was_training = model.training
@@ -448,7 +451,7 @@ class TranslateTask(TrainedTask[TranslateData]):
                 src = move_to(pad_batch([list(sources[i]) for i in chosen], PAD_INDEX), device)
                 memory, mask, state = seq2seq.encode(src)
                 limits = max_lengths(
-                    src.lengths.cpu(), dcfg.max_length_ratio, dcfg.max_length_offset
+                    src.lengths.cpu(), dcfg.max_length_ratio, dcfg.max_length_offset, limit
                 )
                 if dcfg.beam_size == 1:
                     outputs = greedy_batch(

@@ -1,6 +1,7 @@
 // seqlab playground: asks /info which task the run serves, shows its form, posts to its
-// endpoint and draws the answer (generation, label with probabilities, tags, or answer
-// with each hop's attention as a heatmap). No build step, no dependencies.
+// endpoint and draws the answer (generation, label with probabilities, tags, answer with
+// each hop's attention, or translations with each output token's attention over the source
+// tokens, both as heatmaps). No build step, no dependencies.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -54,6 +55,14 @@ async function loadInfo() {
     $("generate-row").hidden = false;
     $("input-label").textContent = "Prompt";
     $("input").value = example.prompt;
+  } else if (info.kind === "translate") {
+    $("translate-row").hidden = false;
+    $("input-label").textContent = "Source (one sentence a line)";
+    $("input").value = example.source.join("\n");
+    $("beam").max = info.limits.max_beam;
+    $("max-len").max = info.limits.max_generate_tokens;
+    $("beam").value = Math.min(info.config.data?.beam_size ?? 1, info.limits.max_beam);
+    $("max-len").value = Math.min(50, info.limits.max_generate_tokens);
   } else {
     $("input-label").textContent = info.kind === "tag" ? "Sentence to tag" : "Sentence";
     $("input").value = example.text;
@@ -75,13 +84,23 @@ function body() {
       seed: Number($("seed").value),
     };
   }
+  if (info.kind === "translate") {
+    const source = text.split("\n").map((s) => s.trim()).filter((s) => s);
+    return {
+      source,
+      beam: Number($("beam").value),
+      max_len: Number($("max-len").value),
+      attention: $("show-attention").checked,
+    };
+  }
   return { text };
 }
 
-function heatmap(rows, columns, weights) {
-  // weights[r][c] in [0, 1]: a table with one row per hop, one column per memory
+function heatmap(rows, columns, weights, id = "heatmap") {
+  // weights[r][c] in [0, 1]: a table with one row per hop (output token), one column per
+  // memory (source token)
   const table = element("table", "heatmap");
-  table.id = "heatmap";
+  table.id = id;
   weights.forEach((row, r) => {
     const tr = element("tr");
     tr.appendChild(element("th", "", rows[r]));
@@ -133,13 +152,24 @@ function render(result) {
       tags.appendChild(box);
     });
     out.appendChild(tags);
-  } else if (info.kind === "answer" || result.attention) {
-    const answer = element("div", "label", result.answer ?? result.translation);
+  } else if (info.kind === "answer") {
+    const answer = element("div", "label", result.answer);
     answer.id = "answer";
     out.appendChild(answer);
     const rows = result.attention.map((_, i) => `hop ${i + 1}`);
-    const columns = result.memories ?? result.source_tokens ?? [];
-    out.appendChild(heatmap(rows, columns, result.attention));
+    out.appendChild(heatmap(rows, result.memories, result.attention));
+  } else if (info.kind === "translate") {
+    result.translations.forEach((t, i) => {
+      const box = element("div", "translation");
+      box.appendChild(element("div", "source", t.source));
+      const text = element("div", "label", t.translation);
+      text.id = `translation-${i}`;
+      box.appendChild(text);
+      if (t.attention) {
+        box.appendChild(heatmap(t.target_tokens, t.source_tokens, t.attention, `heatmap-${i}`));
+      }
+      out.appendChild(box);
+    });
   }
 }
 
