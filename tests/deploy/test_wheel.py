@@ -8,6 +8,7 @@ folder outside the repository with no ``PYTHONPATH``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -43,8 +44,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     wheels = root / "wheels"
     pip = [sys.executable, "-m", "pip"]
-    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), "."],
-        source, env)  # fmt: skip
+    # this environment's setuptools where it has one (no download), else pip's isolated build
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    run([*pip, "wheel", "--no-deps", *isolation, "-q", "-w", str(wheels), "."], source, env)
     (wheel,) = wheels.glob("seqlab-*.whl")
     venv = root / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root, env)
