@@ -25,15 +25,18 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -x --durations=10
 
-# The playground page in a real headless Chromium (Debian's chromium + chromium-driver,
-# installed here when missing); `make test` runs these too when the browser is there.
-test-browser: $(VENV)/.installed
+# The playground page and a documentation chapter (one-chapter build: equations typeset by
+# the site's own MathJax, the figure loaded; saves docs/img/docs_chapter.png) in a real
+# headless Chromium (Debian's chromium + chromium-driver, installed here when missing);
+# `make test` runs these too when the browser is there.
+test-browser: $(VENV)/.docs-installed
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
 	  echo "installing chromium + chromium-driver (apt-get)"; \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
-	SEQLAB_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m browser tests/deploy/test_playground.py
+	SEQLAB_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m browser tests/deploy/test_playground.py \
+	  tests/docs/test_site_browser.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests tools
@@ -64,4 +67,4 @@ docs-serve: $(VENV)/.docs-installed
 	  $(VENV)/bin/mkdocs serve
 
 clean:
-	rm -rf $(VENV) runs site build/docs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site build/docs build/docs-steps* .pytest_cache .mypy_cache .ruff_cache

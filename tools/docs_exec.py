@@ -28,6 +28,12 @@ on ``PATH`` (so ``seqlab`` is the package being documented), ``SEQLAB_DATA`` (ke
 per core of a 2-core CI machine). ``SEQLAB_DOCS_CACHE=1`` (``make docs-serve``) reuses a
 chapter's outputs while its blocks are unchanged; ``make docs`` always runs everything.
 
+A step budget: ``SEQLAB_DOCS_MAX_STEPS=N`` runs the blocks with every ``seqlab train`` capped
+at N optimizer steps (``--set trainer.max_steps=N`` added, or the block's own smaller one
+kept), through a ``seqlab`` command first on ``PATH`` that adds it (``budget_args``); work
+dirs are then ``build/docs-steps<N>/``, beside the full-size ones. ``make test`` runs every
+chapter so (``tests/docs/test_chapters_run.py``), the docs build at full size.
+
 The parsing half (``exec_blocks``) imports nothing of mkdocs, so ``tests/docs`` checks
 every block without building the site.
 """
@@ -52,6 +58,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "build" / "docs"
+MAX_STEPS_ENV = "SEQLAB_DOCS_MAX_STEPS"
 LANGUAGES = {"bash": "bash", "sh": "bash", "python": "python"}
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -124,13 +131,20 @@ def exec_blocks(markdown: str, source: str = "<page>") -> list[Block]:
     return blocks
 
 
-def environment() -> dict[str, str]:
-    """What the blocks run with (see the module docstring)."""
+def environment(max_steps: int | None = None, bin_dir: Path | None = None) -> dict[str, str]:
+    """What the blocks run with (see the module docstring); with ``max_steps``, a
+    ``seqlab`` in ``bin_dir`` (written here, first on ``PATH``) caps every training run."""
     env = dict(os.environ)
+    env.pop(MAX_STEPS_ENV, None)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    path = [str(Path(sys.executable).parent), env.get("PATH", "")]
+    if max_steps is not None:
+        if bin_dir is None:
+            raise ValueError("a step budget needs a bin_dir for its seqlab command")
+        path.insert(0, str(write_budget_command(bin_dir, max_steps)))
+    env["PATH"] = os.pathsep.join(path)
     shared = REPO.parent / "shared" / "data"
     if not env.get("SEQLAB_DATA") and shared.is_dir():
         env["SEQLAB_DATA"] = str(shared)
@@ -140,6 +154,38 @@ def environment() -> dict[str, str]:
     env.pop("FORCE_COLOR", None)
     env["NO_COLOR"] = "1"
     return env
+
+
+def budget_args(args: list[str], max_steps: int) -> list[str]:
+    """``seqlab ARGS`` at a step budget: ``train`` gets ``--set trainer.max_steps=N``
+    (after its own sets, so it wins) unless it sets a smaller one itself."""
+    if not args or args[0] != "train":
+        return list(args)
+    own = []
+    for flag, value in zip(args, args[1:], strict=False):
+        key, _, number = value.partition("=")
+        if flag == "--set" and key.strip() == "trainer.max_steps" and number.strip().isdigit():
+            own.append(int(number))
+    return [*args, "--set", f"trainer.max_steps={min([max_steps, *own])}"]
+
+
+def write_budget_command(bin_dir: Path, max_steps: int) -> Path:
+    """``bin_dir/seqlab``: the seqlab CLI with ``budget_args`` applied to its arguments."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "seqlab"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        f'"""seqlab with training capped at {max_steps} steps (tools/docs_exec.py)."""\n'
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "from docs_exec import budget_args\n"
+        "from seqlab.cli import main\n"
+        f"sys.argv[1:] = budget_args(sys.argv[1:], {max_steps})\n"
+        "main()\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return bin_dir
 
 
 _live: set[subprocess.Popen[str]] = set()
@@ -229,12 +275,50 @@ def chapter_key(blocks: list[Block]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def prepare_work(work: Path) -> None:
+    """An empty work dir for a chapter: ``figures/`` and the ``configs`` link."""
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "figures").mkdir(parents=True)
+    (work / "configs").symlink_to(REPO / "configs", target_is_directory=True)
+
+
+def run_chapter(
+    blocks: list[Block], work: Path, env: dict[str, str], source: str, log: Any = None
+) -> list[str]:
+    """Run a chapter's blocks in order in ``work``; their outputs (or ExecError)."""
+    outputs = []
+    for block in blocks:
+        if _stopping.is_set():
+            raise ExecError(f"{source}: stopped (another chapter failed)")
+        began = time.perf_counter()
+        outputs.append(run_block(block, work, env, source))
+        if log is not None:
+            log.info(
+                f"{source}:{block.line}: {block.lang} block ran in "
+                f"{time.perf_counter() - began:.1f} s"
+            )
+    return outputs
+
+
+def max_steps_from_env() -> int | None:
+    """``SEQLAB_DOCS_MAX_STEPS`` (a step budget for the blocks), or None: full size."""
+    value = os.environ.get(MAX_STEPS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{MAX_STEPS_ENV} must be a positive number of steps, got {value!r}")
+    return int(value)
+
+
 def execute_page(src_uri: str, markdown: str, use_cache: bool, log: Any = None) -> Chapter | None:
     """Run a page's exec blocks in its work dir (None: the page has none)."""
     blocks = exec_blocks(markdown, f"docs/{src_uri}")
     if not blocks:
         return None
-    work = WORK / src_uri.removesuffix(".md")
+    max_steps = max_steps_from_env()
+    root = WORK if max_steps is None else WORK.with_name(f"docs-steps{max_steps}")
+    work = root / src_uri.removesuffix(".md")
     cache = work / ".exec.json"
     key = chapter_key(blocks)
     if use_cache and cache.is_file():
@@ -242,23 +326,10 @@ def execute_page(src_uri: str, markdown: str, use_cache: bool, log: Any = None) 
         if saved.get("key") == key:
             figures = sorted((work / "figures").glob("*.png"))
             return Chapter(saved["outputs"], figures, 0.0, cached=True)
-    if work.exists():
-        shutil.rmtree(work)
-    (work / "figures").mkdir(parents=True)
-    (work / "configs").symlink_to(REPO / "configs", target_is_directory=True)
-    env = environment()
-    outputs = []
+    prepare_work(work)
+    env = environment(max_steps, root / ".bin")
     start = time.perf_counter()
-    for block in blocks:
-        if _stopping.is_set():
-            raise ExecError(f"docs/{src_uri}: stopped (another chapter failed)")
-        began = time.perf_counter()
-        outputs.append(run_block(block, work, env, f"docs/{src_uri}"))
-        if log is not None:
-            log.info(
-                f"docs/{src_uri}:{block.line}: {block.lang} block ran in "
-                f"{time.perf_counter() - began:.1f} s"
-            )
+    outputs = run_chapter(blocks, work, env, f"docs/{src_uri}", log)
     seconds = time.perf_counter() - start
     cache.write_text(json.dumps({"key": key, "outputs": outputs, "seconds": seconds}))
     return Chapter(outputs, sorted((work / "figures").glob("*.png")), seconds)
@@ -400,6 +471,12 @@ def on_files(files: Any, config: Any) -> Any:
         files.append(File.generated(config, uri, content=text))
     use_cache = os.environ.get("SEQLAB_DOCS_CACHE") == "1"
     jobs = int(os.environ.get("SEQLAB_DOCS_JOBS", "2"))
+    try:
+        max_steps = max_steps_from_env()
+    except ValueError as err:
+        raise PluginError(str(err)) from None
+    if max_steps is not None:
+        log.info(f"{MAX_STEPS_ENV}: every seqlab train capped at {max_steps} steps")
     _chapters.clear()
     _stopping.clear()
     published: dict[str, str] = {}

@@ -1,5 +1,5 @@
 """The `seqlab` command line: train | search | eval | predict | generate | plot | report | bench |
-data | demo.
+data | configs | demo.
 
 Every command takes ``--json`` (the last line on stdout is one JSON object with the
 results) and ``--debug`` (show tracebacks). Errors a user can fix print one line on
@@ -31,6 +31,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list, info, path, verify.")
 app.add_typer(data_app, name="data")
+configs_app = typer.Typer(
+    help="The configs shipped with seqlab: list them, show one (seqlab configs show NAME)."
+)
+app.add_typer(configs_app, name="configs")
 
 stderr = Console(stderr=True)
 stdout = Console(soft_wrap=True)
@@ -96,7 +100,9 @@ def show_metrics(title: str, metrics: dict[str, Any]) -> None:
 @app.command()
 @user_errors
 def train(
-    config: Path | None = typer.Argument(None, help="Experiment YAML (configs/*.yaml)."),
+    config: Path | None = typer.Argument(
+        None, help="Experiment YAML, or the name of a shipped config (seqlab configs)."
+    ),
     sets: list[str] = typer.Option([], "--set", help="Override a key: --set trainer.epochs=3"),
     out: Path | None = typer.Option(None, "--out", help="Run dir (default runs/<config name>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -202,8 +208,14 @@ def _train_seeds(
 @app.command()
 @user_errors
 def search(
-    config: Path = typer.Argument(..., help="Experiment YAML (configs/*.yaml)."),
-    space: Path = typer.Option(..., "--space", help="Search space YAML: key: {distribution}."),
+    config: Path = typer.Argument(
+        ..., help="Experiment YAML, or the name of a shipped config (seqlab configs)."
+    ),
+    space: Path = typer.Option(
+        ...,
+        "--space",
+        help="Search space YAML (key: {distribution}) or a shipped one (spaces/NAME).",
+    ),
     trials: int | None = typer.Option(
         None, "--trials", help="Trials in the study in all (grid: default every point)."
     ),
@@ -480,6 +492,36 @@ def report(
     for skipped in result["skipped"]:
         stderr.print(f"skipped {skipped['run']} (status: {skipped['status']})", highlight=False)
     emit_json(result, as_json)
+
+
+# ------------------------------------------------------------------------------ configs
+
+
+@configs_app.callback(invoke_without_command=True)
+@user_errors
+def configs_list(ctx: typer.Context, as_json: bool = JsonOpt, debug: bool = DebugOpt) -> None:
+    """Every shipped config, one line each: the name `seqlab train NAME` takes and the
+    first comment line of the file."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from seqlab.shipped import shipped_configs
+
+    rows = [{"name": c.name, "description": c.description} for c in shipped_configs()]
+    width = max(len(row["name"]) for row in rows)
+    sys.stdout.write("".join(f"{r['name']:<{width}}  {r['description']}\n" for r in rows))
+    emit_json({"configs": rows}, as_json)
+
+
+@configs_app.command("show")
+@user_errors
+def configs_show(
+    name: str = typer.Argument(..., help="A shipped config (ptb_small, spaces/mr_l2)."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Print a shipped config (seqlab configs show ptb_small > mine.yaml copies it to edit)."""
+    from seqlab.shipped import shipped_config
+
+    sys.stdout.write(shipped_config(name).path.read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------------------ data

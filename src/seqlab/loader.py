@@ -23,6 +23,7 @@ from seqlab.config import (
     unknown_key,
 )
 from seqlab.errors import ConfigError
+from seqlab.shipped import resolve_config
 from seqlab.tasks import TASKS
 
 
@@ -56,4 +57,6 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    return from_dict(apply_overrides(read_yaml(path), overrides or []))
+    """The config file at ``path`` (or the shipped config of that name: ``ptb_small``)
+    with ``overrides`` (``["trainer.epochs=3"]``) applied, validated."""
+    return from_dict(apply_overrides(read_yaml(resolve_config(path)), overrides or []))

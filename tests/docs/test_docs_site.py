@@ -204,6 +204,8 @@ def check_seqlab_command(args: list[str], where: str) -> None:
     rest = list(args)
     path = ["seqlab"]
     while isinstance(command, typer.core.TyperGroup):
+        if not rest and command.invoke_without_command:
+            break  # `seqlab configs` lists them
         assert rest, f"{where}: `{' '.join(path)}` without a subcommand"
         sub = command.get_command(command.context_class(command), rest[0])
         assert sub is not None, f"{where}: `{' '.join(path)}` has no subcommand {rest[0]!r}"
@@ -217,9 +219,8 @@ def check_seqlab_command(args: list[str], where: str) -> None:
     params = ctx.params
     if path[1:] == ["train"] and params["config"] is not None:
         sets = [s for s in params["sets"] if "$" not in s]
-        config = REPO / params["config"]
-        assert config.is_file(), f"{where}: no config {params['config']}"
-        load_config(config, sets)  # raises ConfigError on an unknown key or a bad value
+        config = REPO / params["config"]  # a file in a clone, or a shipped config's name
+        load_config(config if config.is_file() else params["config"], sets)  # or ConfigError
     if path[1:] == ["bench"] and params["name"] != "list":
         assert params["name"] in BENCHMARKS, f"{where}: no benchmark {params['name']!r}"
     if path[1:] == ["plot"]:
@@ -248,6 +249,7 @@ def test_the_command_checks_catch_what_they_are_for() -> None:
     bad = [
         (["train", "configs/ptb_kn5.yaml", "--sett", "x=1"], "No such option"),
         (["train", "configs/ptb_kn5.yaml", "--set", "trainer.epoch=1"], "epoch"),
+        (["train", "ptb_kn6", "--set", "model.order=3"], "close names: ptb_kn5"),
         (["plot", "runs/x", "--kind", "heatmap"], "no plot kind"),
         (["bench", "nothing"], "no benchmark"),
         (["data", "lists"], "no subcommand"),
@@ -257,3 +259,6 @@ def test_the_command_checks_catch_what_they_are_for() -> None:
         with pytest.raises(Exception, match=message):
             check_seqlab_command(args, "x.md:1")
     check_seqlab_command(["train", "configs/ptb_kn5.yaml", "--set", "model.order=3"], "x.md")
+    check_seqlab_command(["train", "ptb_kn5", "--set", "model.order=3"], "x.md")
+    check_seqlab_command(["configs"], "x.md")
+    check_seqlab_command(["configs", "show", "ptb_small"], "x.md")

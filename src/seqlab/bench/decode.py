@@ -31,9 +31,10 @@ from seqlab.config import ExperimentConfig
 from seqlab.evaluation import LoadedRun
 from seqlab.loader import load_config
 from seqlab.models.seq2seq import Seq2Seq
+from seqlab.shipped import CONFIG_DIR
 from seqlab.tasks.translate import TranslateData, TranslateTask
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "multi30k_deen_bahdanau.yaml"
+CONFIG = CONFIG_DIR / "multi30k_deen_bahdanau.yaml"
 DEFAULT_RUN = Path("runs") / "multi30k_deen_bahdanau"
 
 

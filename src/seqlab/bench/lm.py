@@ -35,10 +35,11 @@ from seqlab.bench.metadata import bench_metadata
 from seqlab.config import ExperimentConfig
 from seqlab.loader import load_config
 from seqlab.models.rnn_lm import LMBatch
+from seqlab.shipped import CONFIG_DIR
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.train.trainer import Trainer, seed_everything
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ptb_small.yaml"
+CONFIG = CONFIG_DIR / "ptb_small.yaml"
 LOG_EVERY = 50
 
 

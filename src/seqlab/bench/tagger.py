@@ -33,10 +33,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqlab.bench.metadata import bench_metadata
 from seqlab.loader import load_config
 from seqlab.models.tagger import TaggerBatch, TaggerConfig
+from seqlab.shipped import CONFIG_DIR
 from seqlab.tasks.tagging import TaggingTask
 from seqlab.train.trainer import Trainer, seed_everything
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ewt_upos.yaml"
+CONFIG = CONFIG_DIR / "ewt_upos.yaml"
 
 
 class PlainTagger(nn.Module):

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
 from seqlab.loader import load_config
+from seqlab.shipped import CONFIG_DIR
 from seqlab.tasks.autoencoder import (
     AutoencoderTask,
     labelled_subset,
@@ -49,7 +50,6 @@ from seqlab.tasks.autoencoder import (
 )
 from seqlab.train.trainer import seed_everything
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 AUTOENCODERS = {
     "ae": "ae_dense.yaml",
     "sparse": "ae_sparse.yaml",

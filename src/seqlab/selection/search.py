@@ -35,6 +35,7 @@ from seqlab.report import format_value
 from seqlab.rundir import RunDir
 from seqlab.runs import train
 from seqlab.selection.space import Param, grid_space, override_text, read_space, set_key
+from seqlab.shipped import resolve_config
 from seqlab.train.trainer import Pruned, evaluation_hook
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -112,7 +113,7 @@ def search(
     console = console or Console(stderr=True)
     sets = list(sets or [])
     params = read_space(space)
-    base = apply_overrides(read_yaml(config), sets)
+    base = apply_overrides(read_yaml(resolve_config(config)), sets)
     check_space(base, params, space)
     cfg = from_dict(trial_config(base, {}))
     if trials is None:

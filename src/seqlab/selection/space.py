@@ -19,6 +19,7 @@ import optuna
 
 from seqlab.config import read_yaml
 from seqlab.errors import ConfigError
+from seqlab.shipped import resolve_config
 
 Kind = Literal["choice", "int", "float", "log-float"]
 KINDS: tuple[Kind, ...] = ("choice", "int", "float", "log-float")
@@ -93,9 +94,7 @@ def _param(path: Path, key: Any, spec: Any) -> Param:
 
 def read_space(path: Path) -> list[Param]:
     """The parameters of a space file, in file order; a clear error for a bad entry."""
-    raw = read_yaml(path) if path.is_file() else None
-    if raw is None:
-        raise ConfigError(f"{path}: search space file not found")
+    raw = read_yaml(resolve_config(path, "search space file"))
     if not raw:
         raise ConfigError(f"{path}: the search space is empty")
     return [_param(path, key, spec) for key, spec in raw.items()]
