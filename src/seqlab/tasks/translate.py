@@ -117,9 +117,7 @@ def build_seq2seq(cfg: ExperimentConfig, data: TranslateData) -> Seq2Seq:
 
 
 def build_transformer(cfg: ExperimentConfig, data: TranslateData) -> TransformerSeq2Seq:
-    return TransformerSeq2Seq(
-        cfg.model, len(data.source_vocab), len(data.target_vocab), PAD_INDEX
-    )
+    return TransformerSeq2Seq(cfg.model, len(data.source_vocab), len(data.target_vocab), PAD_INDEX)
 
 
 TRANSLATE_MODELS: Registry[ModelSpec[TranslateData]] = Registry("translation model")
