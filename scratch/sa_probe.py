@@ -11,7 +11,7 @@ p.add_argument("--hidden", type=int, default=128); p.add_argument("--emb", type=
 p.add_argument("--rev", type=int, default=0); p.add_argument("--lr", type=float, default=2e-3)
 p.add_argument("--drop", type=float, default=0.1); p.add_argument("--steps", type=int, default=400)
 p.add_argument("--n", type=int, default=0); p.add_argument("--bs", type=int, default=64)
-p.add_argument("--every", type=int, default=100); p.add_argument("--embinit", type=float, default=0)
+p.add_argument("--every", type=int, default=100); p.add_argument("--embinit", type=float, default=0); p.add_argument("--feed", type=int, default=0)
 a = p.parse_args()
 torch.manual_seed(0)
 cfg = load_config("configs/mr_seq_autoencoder.yaml")
@@ -20,7 +20,7 @@ task = TASKS.get("seq_autoencode"); data = task.setup(cfg, __import__("pathlib")
 train = data.splits["train"][: a.n] if a.n else data.splits["train"]
 val = data.splits["val"][:500]
 v = data.vocab
-m = SeqAutoencoder(SeqAutoencoderConfig(embedding_size=a.emb, hidden_size=a.hidden, dropout=a.drop, reverse_source=a.rev == 1), len(v), v.pad_index, v.index(BOS), v.index(EOS))
+m = SeqAutoencoder(SeqAutoencoderConfig(embedding_size=a.emb, hidden_size=a.hidden, dropout=a.drop, reverse_source=a.rev == 1, feed_code=a.feed == 1), len(v), v.pad_index, v.index(BOS), v.index(EOS))
 if a.embinit: torch.nn.init.uniform_(m.embedding.weight, -a.embinit, a.embinit)
 opt = torch.optim.Adam(m.parameters(), lr=a.lr)
 def ev(sents):
