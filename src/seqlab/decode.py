@@ -494,6 +494,13 @@ def beam_search_batch(
             past = attention.index_select(0, rows) if attention is not None else None
             now = weights.index_select(0, rows).unsqueeze(1)
             attention = now if past is None else torch.cat([past, now], dim=1)
-        state, memory, mask = _keep_rows(model, state, memory, mask, rows)
+        state = model.select_state(state, rows)
+        if len(keep_blocks) < blocks:
+            # The K rows of a source hold the same memory and mask and a parent is always
+            # a row of its own source, so these follow the sources, not the hypotheses:
+            # reordered only when sources leave.
+            same = (kept.unsqueeze(1) * k + torch.arange(k, device=device)).flatten()
+            memory = None if memory is None else memory.index_select(0, same)
+            mask = None if mask is None else mask.index_select(0, same)
         active = [active[block] for block in keep_blocks]
     return [sorted(f, key=lambda d: d.score, reverse=True)[:n_best] for f in finished]

@@ -55,8 +55,9 @@ def test_battery_and_overfit(name: str, tmp_path: Path) -> None:
             ), param_name
     else:
         assert_all_parameters_get_gradient(model, batch)
-    model.eval()
+    model.eval()  # batch normalisation: its running statistics, so examples are independent
     with torch.no_grad():  # a padded batch equals each caption alone
+        logits = model(batch)[0]
         for i, caption in enumerate(CAPTIONS):
             alone = CaptionBatch(inputs[i : i + 1], pad_batch([caption + [EOS]], PAD))
             torch.testing.assert_close(logits[i, : len(caption) + 1], model(alone)[0][0])

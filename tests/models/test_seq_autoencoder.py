@@ -99,3 +99,24 @@ def test_reverse_source_reads_backwards_within_each_length() -> None:
     assert_overfits(model, batch, steps=400, lr=0.02, below=0.02)
     model.eval()
     assert model.predict(batch) == ROWS
+
+
+def test_feed_code_gives_every_decoder_step_the_code() -> None:
+    cfg = SeqAutoencoderConfig(embedding_size=8, hidden_size=16, feed_code=True)
+    model = build(cfg)
+    assert model.decoder.input_size == 8 + 16
+    batch = batch_of(ROWS)
+    assert_all_parameters_get_gradient(model, batch)
+    model.eval()
+
+    def target_logprobs(b: SeqAEBatch) -> torch.Tensor:
+        logp = torch.log_softmax(model.logits(b), -1)
+        return logp.gather(-1, b.target.clamp(min=0)[..., None])[..., 0]
+
+    assert_batch_equals_singles(target_logprobs, batch, [batch_of([r]) for r in ROWS])
+    with torch.no_grad():  # the code reaches a late step directly: changing the source
+        other = batch_of([[12, 11, 10, 9, 8], *ROWS[1:]])  # changes step 3's distribution
+        assert not torch.allclose(model.logits(batch)[0, 3], model.logits(other)[0, 3])
+    assert_overfits(model, batch, steps=400, lr=0.02, below=0.02)
+    model.eval()
+    assert model.predict(batch) == ROWS

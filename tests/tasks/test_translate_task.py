@@ -212,13 +212,19 @@ def test_subword_models_are_trained_into_the_run_dir(data_root: Path, tmp_path: 
         assert again.splits["val"].source == data.splits["val"].source
 
 
-CONFIGS = ["multi30k_deen_noattn", "multi30k_deen_bahdanau", "multi30k_ende_luong"]
+CONFIGS = [
+    "multi30k_deen_noattn",
+    "multi30k_deen_bahdanau",
+    "multi30k_ende_luong",
+    "multi30k_deen_transformer",
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_configs_load(config: str) -> None:
     cfg = load_config(REPO / "configs" / f"{config}.yaml")
-    assert cfg.task == "translate" and cfg.model.name == "seq2seq"
+    expected = "transformer" if "transformer" in config else "seq2seq"
+    assert cfg.task == "translate" and cfg.model.name == expected
     assert cfg.eval.metric == "val_bleu_greedy" and cfg.data.test_split == "test_2016_flickr"
     assert cfg.data.beam_size == 1  # the beam is chosen on dev after training
 
@@ -276,3 +282,42 @@ def test_loading_a_run_writes_nothing(trained: tuple[Path, Path]) -> None:
     before = snapshot()
     assert LoadedRun.load(run).model is not None
     assert snapshot() == before
+
+
+def test_a_transformer_learns_the_toy_language_beside_the_recurrent_model(
+    data_root: Path, tmp_path: Path
+) -> None:
+    """The same task, data and decoding API with ``model.name: transformer``: it trains
+    from the CLI, beam search decodes it, and its cross-attention is drawn."""
+    cfg = yaml.safe_load((REPO / "configs" / "multi30k_deen_transformer.yaml").read_text())
+    cfg["data"].update(tokenizer="word", min_count=1, eval_batch_size=16)
+    cfg["model"].update(
+        d_model=32, num_heads=2, encoder_layers=1, decoder_layers=1, dim_feedforward=64,
+        dropout=0.0, label_smoothing=0.0,
+    )  # fmt: skip
+    cfg["optim"].update(lr=0.005, warmup_steps=20)
+    cfg["trainer"].update(
+        epochs=6, batch_size=20, progress=False, precision="fp32", checkpoint_every=0
+    )
+    config = tmp_path / "mt_transformer.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(config), "--out", str(run), "--set", "trainer.threads=1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["val_bleu_greedy"] > 60, metrics
+    result = runner.invoke(
+        app, ["eval", str(run), "--split", "test", "--set", "data.beam_size=3", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["test_bleu"] > 60
+    out = tmp_path / "attention.png"
+    result = runner.invoke(
+        app,
+        ["plot", str(run), "--kind", "attention", "--text", "Der rot hund läuft im park.",
+         "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0

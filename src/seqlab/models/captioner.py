@@ -52,6 +52,9 @@ class CaptionerConfig:
     channels: int = 64
     """C: the CNN's channels, or the size precomputed features are projected to."""
     conv_layers: int = 3
+    batch_norm: bool = True
+    """Batch normalisation after each of the CNN's convolutions (without it the coordinate
+    channels swamp the digits: docs/results/speech.md)."""
     embedding_size: int = 64
     hidden_size: int = 128
     attention: str = "additive"
@@ -86,7 +89,7 @@ class Captioner(nn.Module):
         self.cfg = cfg
         self.bos, self.eos = bos, eos
         self.encoder: nn.Module = (
-            ConvEncoder(cfg.channels, cfg.conv_layers)
+            ConvEncoder(cfg.channels, cfg.conv_layers, cfg.batch_norm)
             if cfg.encoder == "cnn"
             else nn.Linear(feature_size, cfg.channels)
         )

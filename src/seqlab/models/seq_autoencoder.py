@@ -8,6 +8,11 @@ from the reader's final state writes it back, word by word.
               p(y_t | y_<t, w) = softmax(W s_t + b)                     (B, T+1, V)
     loss:     -1/N sum_t log p(y_t = w_t)  over the T words and the final <eos>
 
+With ``feed_code`` the code z = h_T (the encoder's top layer) also enters every decoder
+step, as in Cho et al. (2014)'s encoder-decoder: s_t = LSTM_dec([E[y_{t-1}]; z], s_{t-1}).
+The code is still one fixed vector per sentence (no attention), but the decoder reads it
+at each word instead of carrying it from s_0 alone.
+
 Training feeds the gold previous word (teacher forcing); reconstruction (``predict``)
 feeds the decoder's own greedy choice. Encoder and decoder share the embedding ``E``
 (``tie_embeddings`` also ties the output layer ``W`` to it). The encoder's LSTM and the
@@ -57,6 +62,8 @@ class SeqAutoencoderConfig:
     """The encoder reads the sentence backwards, so the first words to write are the last
     it read (Sutskever et al., 2014): reconstruction is learnt much sooner. A classifier
     started from such an encoder takes it as its backward direction."""
+    feed_code: bool = False
+    """The encoder's final hidden state is also an input of every decoder step."""
     max_decode: int = 5
     """Greedy reconstruction stops at <eos> or after the source length + this many words."""
 
@@ -84,7 +91,8 @@ class SeqAutoencoder(nn.Module):
         self.pad, self.bos, self.eos = pad, bos, eos
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=pad)
         self.encoder = Recurrent(cfg.cell, cfg.embedding_size, cfg.hidden_size, cfg.num_layers)
-        self.decoder = Recurrent(cfg.cell, cfg.embedding_size, cfg.hidden_size, cfg.num_layers)
+        decoder_input = cfg.embedding_size + (cfg.hidden_size if cfg.feed_code else 0)
+        self.decoder = Recurrent(cfg.cell, decoder_input, cfg.hidden_size, cfg.num_layers)
         self.drop = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.hidden_size, vocab_size)
         if cfg.tie_embeddings:
@@ -100,9 +108,18 @@ class SeqAutoencoder(nn.Module):
     def logits(self, batch: SeqAEBatch) -> Tensor:
         """Teacher-forced next-word logits (B, T+1, V)."""
         state = self.encode(batch.source)
-        steps, _ = self.decoder(self.drop(self.embedding(batch.decoder_input)), state)
+        inputs = self._decoder_inputs(self.drop(self.embedding(batch.decoder_input)), state)
+        steps, _ = self.decoder(inputs, state)
         logits: Tensor = self.output(self.drop(steps))
         return logits
+
+    def _decoder_inputs(self, embedded: Tensor, code_state: State) -> Tensor:
+        """Embedded inputs (B, T, E), with ``feed_code`` followed by the code (B, T, E+H)."""
+        if not self.cfg.feed_code:
+            return embedded
+        h = code_state[0] if isinstance(code_state, tuple) else code_state  # (L, B, H)
+        code = h[-1].unsqueeze(1).expand(-1, embedded.size(1), -1)
+        return torch.cat([embedded, code], dim=-1)
 
     def loss(self, batch: SeqAEBatch) -> LossOutput:
         logits = self.logits(batch)
@@ -117,13 +134,15 @@ class SeqAutoencoder(nn.Module):
         """Greedy reconstruction of each sentence (without its <eos>): the decoder is fed
         its own previous choice, for at most the source length + ``max_decode`` words."""
         state = self.encode(batch.source)
+        code = state
         size = batch.source.ids.size(0)
         limit = int(batch.source.lengths.max()) + self.cfg.max_decode + 1
         token = torch.full((size,), self.bos, dtype=torch.long, device=batch.source.ids.device)
         done = torch.zeros(size, dtype=torch.bool, device=token.device)
         chosen = []
         for _ in range(limit):
-            out, state = self.decoder(self.embedding(token)[:, None, :], state)  # (B, 1, H)
+            inputs = self._decoder_inputs(self.embedding(token)[:, None, :], code)
+            out, state = self.decoder(inputs, state)  # (B, 1, H)
             token = self.output(out[:, 0]).argmax(-1)  # (B,)
             chosen.append(torch.where(done, self.eos, token))
             done |= token == self.eos

@@ -242,22 +242,41 @@ class TransformerDecoderLayer(_Sublayers):
         cache: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """forward, also returning the self-attention cache for step-by-step decoding."""
+        x, cache, _ = self.forward_weights(x, memory, mask, memory_mask, causal, cache)
+        return x, cache
+
+    def forward_weights(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        causal: bool = True,
+        cache: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """forward_cached, also returning the cross-attention weights (B, H, T, S) when
+        ``need_weights`` (computed by the explicit path; None otherwise)."""
         if self.norm_first:
             attended, cache = self._self_attention(
                 self.self_attn, self.norm1(x), mask, causal, cache
             )
             x = x + self.dropout1(attended)
-            x = x + self.dropout2(self._cross(self.norm2(x), memory, memory_mask))
+            crossed, weights = self._cross(self.norm2(x), memory, memory_mask, need_weights)
+            x = x + self.dropout2(crossed)
             x = x + self.dropout3(self._ffn(self.norm3(x)))
         else:
             attended, cache = self._self_attention(self.self_attn, x, mask, causal, cache)
             x = self.norm1(x + self.dropout1(attended))
-            x = self.norm2(x + self.dropout2(self._cross(x, memory, memory_mask)))
+            crossed, weights = self._cross(x, memory, memory_mask, need_weights)
+            x = self.norm2(x + self.dropout2(crossed))
             x = self.norm3(x + self.dropout3(self._ffn(x)))
-        return x, cache
+        return x, cache, weights
 
-    def _cross(self, x: Tensor, memory: Tensor, memory_mask: Tensor | None) -> Tensor:
-        return self.multihead_attn(x, memory, memory, memory_mask)[0]
+    def _cross(
+        self, x: Tensor, memory: Tensor, memory_mask: Tensor | None, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        return self.multihead_attn(x, memory, memory, memory_mask, need_weights=need_weights)
 
 
 class TransformerEncoder(nn.Module):
@@ -376,12 +395,30 @@ class TransformerDecoder(nn.Module):
     ) -> tuple[Tensor, list[Tensor]]:
         """forward with one self-attention cache per layer (None: start fresh); a cached
         call takes one new position (B, 1, E) and ``mask`` then covers every position seen."""
+        x, new_caches, _ = self.forward_weights(x, memory, mask, memory_mask, caches)
+        return x, new_caches
+
+    def forward_weights(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        caches: list[Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """forward_cached, also returning the last layer's cross-attention weights
+        (B, H, T, S) when ``need_weights`` (None otherwise)."""
         new_caches = []
+        weights: Tensor | None = None
         layers = cast(list[TransformerDecoderLayer], list(self.layers))
         for index, layer in enumerate(layers):
             cache = None if caches is None else caches[index]
-            x, cache = layer.forward_cached(x, memory, mask, memory_mask, True, cache)
+            last = need_weights and index == len(layers) - 1
+            x, cache, weights = layer.forward_weights(
+                x, memory, mask, memory_mask, True, cache, last
+            )
             new_caches.append(cache)
         if self.norm is not None:
             x = self.norm(x)
-        return x, new_caches
+        return x, new_caches, weights

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from torch import nn
 
 from seqlab.config import ExperimentConfig
 from seqlab.contract import ModelSpec, move_to
-from seqlab.data.batching import bucket_batches, pad_batch
+from seqlab.data.batching import Padded, bucket_batches, pad_batch
 from seqlab.data.parallel import SideTokenizer, TokenizerKind, train_subword_model
 from seqlab.data.readers import read_parallel
 from seqlab.data.sources import resolve
@@ -48,6 +48,7 @@ from seqlab.decode import Decoded, beam_search_batch, greedy_batch, max_lengths
 from seqlab.errors import ConfigError, DataError
 from seqlab.io import atomic_write_text
 from seqlab.models.seq2seq import Seq2Seq, Seq2SeqBatch, Seq2SeqConfig
+from seqlab.models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, save_data_report
@@ -97,12 +98,31 @@ class TranslateDataConfig:
             raise ConfigError("data.beam_size and data.eval_batch_size must be >= 1")
 
 
+class Translator(Protocol):
+    """What the task uses of a translation model (``seq2seq``, ``transformer``): the
+    contract's loss, teacher-forced NLL, and ``seqlab.decode``'s StepDecodable after
+    ``encode``."""
+
+    def encode(self, source: Padded) -> tuple[Any, Any, Any]: ...
+
+    def token_nll(self, batch: Seq2SeqBatch) -> tuple[float, int]: ...
+
+    def step(self, tokens: Any, state: Any, memory: Any, mask: Any) -> tuple[Any, Any, Any]: ...
+
+    def select_state(self, state: Any, index: Any) -> Any: ...
+
+
 def build_seq2seq(cfg: ExperimentConfig, data: TranslateData) -> Seq2Seq:
     return Seq2Seq(cfg.model, len(data.source_vocab), len(data.target_vocab), PAD_INDEX)
 
 
+def build_transformer(cfg: ExperimentConfig, data: TranslateData) -> TransformerSeq2Seq:
+    return TransformerSeq2Seq(cfg.model, len(data.source_vocab), len(data.target_vocab), PAD_INDEX)
+
+
 TRANSLATE_MODELS: Registry[ModelSpec[TranslateData]] = Registry("translation model")
 TRANSLATE_MODELS.register("seq2seq", ModelSpec(Seq2SeqConfig, build_seq2seq))
+TRANSLATE_MODELS.register("transformer", ModelSpec(TransformerSeq2SeqConfig, build_transformer))
 
 PAD_INDEX = SPECIALS.index(PAD)
 BOS_INDEX = SPECIALS.index(BOS)
@@ -355,7 +375,7 @@ class TranslateTask(TrainedTask[TranslateData]):
         """Teacher-forced loss (nats per target token) and perplexity on ``split``."""
         dcfg: TranslateDataConfig = cfg.data
         part = data.splits[split]
-        seq2seq = cast(Seq2Seq, model)
+        seq2seq = cast(Translator, model)
         was_training = model.training
         model.eval()
         device = module_device(model)
@@ -436,7 +456,7 @@ class TranslateTask(TrainedTask[TranslateData]):
         most ``ratio * source tokens + offset`` steps (``data.max_length_*``), and at most
         ``limit`` when given (the service's cap)."""
         dcfg: TranslateDataConfig = cfg.data
-        seq2seq = cast(Seq2Seq, model)
+        seq2seq = cast(Translator, model)
         was_training = model.training
         model.eval()
         device = module_device(model)
