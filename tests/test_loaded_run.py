@@ -103,3 +103,16 @@ def test_a_run_without_its_label_names_is_named(tmp_path: Path) -> None:
     RunDir(run_dir).labels.unlink()
     with pytest.raises(RunDirError, match="labels.json: missing; is this a bow_classify run dir"):
         LoadedRun.load(run_dir)
+
+
+def test_a_finished_run_takes_only_data_and_eval_overrides(tmp_path: Path) -> None:
+    """`--set` on eval/predict changes how a run is evaluated, never what was trained."""
+    run_dir = bow_run(tmp_path)
+    result = CliRunner().invoke(app, ["eval", str(run_dir), "--set", "model.name=mlp"])
+    assert result.exit_code == 2
+    assert "--set model.name=mlp: a finished run takes only data.* and eval.*" in result.output
+    with pytest.raises(ConfigError, match="trainer settings are the ones it was trained with"):
+        LoadedRun.load(run_dir, sets=["trainer.batch_size=2"])
+    final = json.loads(RunDir(run_dir).metrics.read_text())
+    run = LoadedRun.load(run_dir, sets=["data.val_fraction=0.1"])
+    assert run.evaluate("test")["test_acc"] == pytest.approx(final["test_acc"])

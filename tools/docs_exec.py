@@ -180,8 +180,11 @@ def write_budget_command(bin_dir: Path, max_steps: int) -> Path:
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
         "from docs_exec import budget_args\n"
         "from seqlab.cli import main\n"
-        f"sys.argv[1:] = budget_args(sys.argv[1:], {max_steps})\n"
-        "main()\n",
+        # a guard, as pip's entry scripts have: `--nproc N` starts its processes by spawn,
+        # which imports this file again in each of them
+        "if __name__ == '__main__':\n"
+        f"    sys.argv[1:] = budget_args(sys.argv[1:], {max_steps})\n"
+        "    main()\n",
         encoding="utf-8",
     )
     script.chmod(0o755)

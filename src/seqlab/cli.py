@@ -268,7 +268,10 @@ def evaluate(
         None, "--ref", help="translate: reference translations of --data, line by line."
     ),
     sets: list[str] = typer.Option(
-        [], "--set", help="Override a decoding key of the run: --set data.beam_size=5"
+        [],
+        "--set",
+        help="Override a data.* / eval.* key of the run: --set data.eval_batch_size=1, "
+        "data.beam_size=5, data.eval_block_size=256",
     ),
     device: str | None = DeviceOpt,
     as_json: bool = JsonOpt,

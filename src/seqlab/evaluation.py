@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqlab.config import ExperimentConfig, apply_overrides
+from seqlab.config import ExperimentConfig, apply_overrides, parse_override
 from seqlab.errors import ConfigError, DataError
 from seqlab.loader import from_dict
 from seqlab.rundir import RunDir
@@ -57,6 +57,7 @@ class LoadedRun:
         decoding options ``data.beam_size``)."""
         cfg = load_run_config(run_dir)
         if sets:
+            check_after_training(sets)
             cfg = from_dict(apply_overrides(cfg.to_dict(), list(sets)))
         if device is not None:
             cfg = cfg.replace(trainer=dataclasses.replace(cfg.trainer, device=device))
@@ -100,6 +101,23 @@ class LoadedRun:
         yield from self.task.generate(self.cfg, self.model, self.data, **options)
 
 
+AFTER_TRAINING = ("data", "eval")
+"""The config sections a finished run's ``--set`` may change: how it is evaluated (batch
+size, beam, block size, files), never what was trained (``model``, ``optim``, ``trainer``)."""
+
+
+def check_after_training(sets: Sequence[str]) -> None:
+    """Refuse an override of a finished run outside ``AFTER_TRAINING`` with one line."""
+    for text in sets:
+        path, _ = parse_override(text)
+        if path[0] not in AFTER_TRAINING:
+            raise ConfigError(
+                f"--set {text}: a finished run takes only data.* and eval.* overrides; its "
+                f"{path[0]} settings are the ones it was trained with (use --device for the "
+                "device)"
+            )
+
+
 def evaluate_run(
     run_dir: Path,
     split: str = "test",
@@ -123,19 +141,16 @@ def evaluate_run(
             return run.task.evaluate_parallel(
                 run.cfg, run.model, run.data, Path(data_path), Path(reference)
             )
-    if sets:
-        run = LoadedRun.load(run_dir, data_path=data_path, device=device, sets=sets)
-        return run.evaluate(split, report=data_path is None)
     cfg = load_run_config(run_dir)
     if cfg.eval.folds > 1 and data_path is None:
         per_fold = [
-            LoadedRun.load(run_dir, fold=fold, device=device).evaluate(split)
+            LoadedRun.load(run_dir, fold=fold, device=device, sets=sets).evaluate(split)
             for fold in range(cfg.eval.folds)
         ]
         result = summarize_folds(per_fold)
         result.pop("per_fold")
         return result
-    run = LoadedRun.load(run_dir, data_path=data_path, device=device)
+    run = LoadedRun.load(run_dir, data_path=data_path, device=device, sets=sets)
     if data_path is not None:
         split = "test" if "test" in run.splits() or split == "test" else split
         return run.evaluate(split)

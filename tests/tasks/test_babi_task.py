@@ -196,3 +196,16 @@ def test_config_dry_run(tmp_path: Path, data_root: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert last_json(result.output)["steps"] == 3
+
+
+def test_eval_set_overrides_an_evaluation_setting(tmp_path: Path, data_root: Path) -> None:
+    """`seqlab eval RUN --set data.eval_batch_size=7`: other batches, the same answers."""
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    plain = runner.invoke(app, ["eval", str(run), "--json"])
+    result = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=7", "--json"])
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output) == pytest.approx(last_json(plain.output), rel=1e-6)
+    bad = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=0"])
+    assert bad.exit_code == 2 and "eval_batch_size" in bad.output

@@ -165,3 +165,20 @@ def test_training_batches_bucketed_or_random(batching: str) -> None:
         assert max(spreads) <= 2  # one bucket of 400, sorted by length
     else:
         assert sum(spreads) / len(spreads) > 25  # 20 lengths drawn from 1..40
+
+
+def test_eval_set_on_a_cross_validated_run_evaluates_every_fold(tmp_path: Path) -> None:
+    """`seqlab eval RUN --set ...` summarises all folds of a k-fold run, as plain eval does
+    (it used to evaluate fold 0 alone), and the override acts: a bad value is refused."""
+    model = {"name": "cnn", "embedding_size": 16, "maps": 8, "widths": [1, 2], "dropout": 0.0}
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path, model, folds=2)
+    assert runner.invoke(app, ["train", str(cfg), "--out", str(run)]).exit_code == 0
+    plain = runner.invoke(app, ["eval", str(run), "--json"])
+    assert plain.exit_code == 0, plain.output
+    result = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output) == pytest.approx(last_json(plain.output), rel=1e-6)
+    assert {"test_acc", "test_acc_std"} <= set(last_json(result.output))
+    bad = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=0"])
+    assert bad.exit_code == 2 and "eval_batch_size" in bad.output

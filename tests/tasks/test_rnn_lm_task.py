@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from seqlab.cli import app
+from seqlab.evaluation import LoadedRun
+from seqlab.tasks.rnn_lm import block_loss
 
 runner = CliRunner()
 TEXT = "the cat sat on the mat .\nthe dog sat on the log .\n" * 30
@@ -116,3 +119,23 @@ def test_binary_and_empty_corpus(tmp_path: Path) -> None:
     (tmp_path / "corpus.txt").write_text("   \n\n")
     result = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "empty" in result.stderr
+
+
+def test_eval_set_block_size_scores_a_finished_run_like_nanogpt(tmp_path: Path) -> None:
+    """`seqlab eval RUN --set data.eval_block_size=N` on a run trained without it adds
+    ``val_block_loss`` (fresh state per block) and leaves the carried-state loss alone."""
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config(tmp_path)), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    plain = runner.invoke(app, ["eval", str(run_dir), "--split", "val", "--json"])
+    assert plain.exit_code == 0, plain.output
+    assert "val_block_loss" not in last_json(plain.stdout)
+    args = ["eval", str(run_dir), "--split", "val", "--set", "data.eval_block_size=6", "--json"]
+    blocked = runner.invoke(app, args)
+    assert blocked.exit_code == 0, blocked.output
+    metrics = last_json(blocked.stdout)
+    assert metrics["val_loss"] == last_json(plain.stdout)["val_loss"]
+    run = LoadedRun.load(run_dir)
+    expected = block_loss(run.model, run.data.splits["val"], 6, 2)
+    assert metrics["val_block_loss"] == pytest.approx(expected, rel=1e-6)
+    assert metrics["val_block_loss"] != pytest.approx(metrics["val_loss"], rel=1e-4)

@@ -259,3 +259,17 @@ def test_ud_comments_are_added_where_missing_and_kept_where_given() -> None:
         "# a free comment",
     ]
     assert second.serialize().splitlines()[:2] == ["# text = Hi there", "# sent_id = mine"]
+
+
+def test_eval_set_overrides_an_evaluation_setting(tmp_path: Path) -> None:
+    """`seqlab eval RUN --set data.eval_batch_size=1`: one sentence a batch, same scores."""
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    plain = runner.invoke(app, ["eval", str(run), "--split", "val", "--json"])
+    args = ["eval", str(run), "--split", "val", "--set", "data.eval_batch_size=1", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output) == pytest.approx(last_json(plain.output), rel=1e-6)
+    bad = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=0"])
+    assert bad.exit_code == 2 and "eval_batch_size" in bad.output

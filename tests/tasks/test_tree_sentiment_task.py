@@ -164,3 +164,19 @@ def test_configs_load_and_real_sst_binary_splits(shared_data: Path, tmp_path: Pa
     # SST-2 sentence counts: sentences with a neutral root are left out
     assert [len(data.splits[s]) for s in ("train", "val", "test")] == [6920, 872, 1821]
     assert data.labels == ["negative", "positive"]
+
+
+def test_eval_set_overrides_an_evaluation_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`seqlab eval RUN --set data.eval_batch_size=1`: one tree a batch, the same scores."""
+    write_data(tmp_path / "data")
+    monkeypatch.setenv("SEQLAB_DATA", str(tmp_path / "data"))
+    model = {"name": "rntn", "embedding_size": 8, "hidden_size": 8}
+    cfg = write_config(tmp_path, model, {"dataset": "sst", "labels": "fine"}, epochs=2)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(cfg), "--out", str(run)]).exit_code == 0
+    plain = runner.invoke(app, ["eval", str(run), "--json"])
+    result = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output) == pytest.approx(last_json(plain.output), rel=1e-6)
+    bad = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=0"])
+    assert bad.exit_code == 2 and "eval_batch_size" in bad.output

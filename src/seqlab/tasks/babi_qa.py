@@ -69,8 +69,8 @@ class BabiDataConfig:
             raise ConfigError(f"data.tasks must be distinct bAbI tasks 1-20, got {self.tasks}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("data.val_fraction must be in (0, 1)")
-        if self.memory_size < 1:
-            raise ConfigError("data.memory_size must be >= 1")
+        if self.memory_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError("data.memory_size and data.eval_batch_size must be >= 1")
 
     @property
     def dataset(self) -> str:

@@ -89,8 +89,8 @@ class ClassifyDataConfig:
     so bucketed batches have skewed label mixes."""
 
     def validate(self) -> None:
-        if self.max_length < 1:
-            raise ConfigError("data.max_length must be >= 1")
+        if self.max_length < 1 or self.eval_batch_size < 1:
+            raise ConfigError("data.max_length and data.eval_batch_size must be >= 1")
         if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(
                 f"data.temperature must be > 0 and data.alpha in [0, 1], got "

@@ -81,8 +81,10 @@ class TaggingDataConfig:
     eval_batch_size: int = 256
 
     def validate(self) -> None:
-        if self.max_length < 1 or self.max_word_length < 1:
-            raise ConfigError("data.max_length and data.max_word_length must be >= 1")
+        if min(self.max_length, self.max_word_length, self.eval_batch_size) < 1:
+            raise ConfigError(
+                "data.max_length, data.max_word_length and data.eval_batch_size must be >= 1"
+            )
         if self.aux_column != "none" and self.format != "conllu":
             raise ConfigError("data.aux_column needs data.format: conllu")
         if self.aux_column == self.column:

@@ -76,6 +76,8 @@ class TreeSentimentDataConfig:
             raise ConfigError(f"data.dataset {self.dataset!r}: expected sst or rt_polarity")
         if self.dataset == "rt_polarity" and self.labels != "binary":
             raise ConfigError("MR has binary labels: set data.labels: binary")
+        if self.eval_batch_size < 1:
+            raise ConfigError("data.eval_batch_size must be >= 1")
 
 
 @dataclass
