@@ -157,9 +157,10 @@ def environment(max_steps: int | None = None, bin_dir: Path | None = None) -> di
 
 
 def budget_args(args: list[str], max_steps: int) -> list[str]:
-    """``seqlab ARGS`` at a step budget: ``train`` gets ``--set trainer.max_steps=N``
-    (after its own sets, so it wins) unless it sets a smaller one itself."""
-    if not args or args[0] != "train":
+    """``seqlab ARGS`` at a step budget: ``train`` and ``search`` (whose ``--set`` reaches
+    every trial) get ``--set trainer.max_steps=N`` (after their own sets, so it wins)
+    unless they set a smaller one themselves."""
+    if not args or args[0] not in ("train", "search"):
         return list(args)
     own = []
     for flag, value in zip(args, args[1:], strict=False):

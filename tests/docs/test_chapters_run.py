@@ -112,3 +112,5 @@ def test_the_budget_caps_training_and_keeps_smaller_caps() -> None:
     small = ["train", "x", "--set", "trainer.max_steps=5"]
     assert HOOK.budget_args(small, 20)[-1] == "trainer.max_steps=5"
     assert HOOK.budget_args(["plot", "runs/x"], 20) == ["plot", "runs/x"]
+    search = ["search", "mr_bow_logreg", "--space", "l2.yaml", "--trials", "4"]
+    assert HOOK.budget_args(search, 20)[-2:] == ["--set", "trainer.max_steps=20"]
