@@ -97,6 +97,33 @@ class Seq2SeqConfig:
             )
 
 
+def target_loss(
+    logits: Tensor, batch: Seq2SeqBatch, pad_index: int, label_smoothing: float = 0.0
+) -> LossOutput:
+    """Teacher-forced logits (B, T, V) -> mean cross-entropy (nats) per real target token
+    of ``batch.target_out`` (padding excluded), with its token count; shared by every
+    translate model."""
+    loss = F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        batch.target_out.flatten(),
+        ignore_index=pad_index,
+        label_smoothing=label_smoothing,
+    )
+    return LossOutput(loss, int((batch.target_out != pad_index).sum()))
+
+
+def target_nll(logits: Tensor, batch: Seq2SeqBatch, pad_index: int) -> tuple[float, int]:
+    """Teacher-forced logits (B, T, V) -> summed negative log-likelihood (nats) of the real
+    target tokens and their count."""
+    total = F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        batch.target_out.flatten(),
+        ignore_index=pad_index,
+        reduction="sum",
+    )
+    return float(total), int((batch.target_out != pad_index).sum())
+
+
 def reverse_padded(ids: Tensor, lengths: Tensor) -> Tensor:
     """Each row of ``ids`` (B, S, ...) reversed within its length; padding stays put."""
     steps = ids.size(1)
@@ -200,25 +227,12 @@ class Seq2Seq(nn.Module):
 
     def loss(self, batch: Seq2SeqBatch) -> LossOutput:
         """Mean cross-entropy (nats) per target token, padding excluded."""
-        logits, _ = self(batch)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.target_out.flatten(),
-            ignore_index=self.pad_index,
-            label_smoothing=self.cfg.label_smoothing if self.training else 0.0,
-        )
-        return LossOutput(loss, int((batch.target_out != self.pad_index).sum()))
+        smoothing = self.cfg.label_smoothing if self.training else 0.0
+        return target_loss(self(batch)[0], batch, self.pad_index, smoothing)
 
     def token_nll(self, batch: Seq2SeqBatch) -> tuple[float, int]:
         """Summed negative log-likelihood (nats) of the real target tokens and their count."""
-        logits, _ = self(batch)
-        total = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.target_out.flatten(),
-            ignore_index=self.pad_index,
-            reduction="sum",
-        )
-        return float(total), int((batch.target_out != self.pad_index).sum())
+        return target_nll(self(batch)[0], batch, self.pad_index)
 
     def predict(self, batch: Seq2SeqBatch) -> Tensor:
         """Teacher-forced argmax (B, T) (decoding proper is in seqlab.decode)."""

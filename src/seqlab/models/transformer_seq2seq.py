@@ -30,12 +30,11 @@ from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from seqlab.contract import LossOutput
 from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
-from seqlab.models.seq2seq import Seq2SeqBatch
+from seqlab.models.seq2seq import Seq2SeqBatch, target_loss, target_nll
 from seqlab.nn.transformer import POSITIONS, TransformerDecoder, TransformerEncoder
 
 
@@ -158,25 +157,12 @@ class TransformerSeq2Seq(nn.Module):
     def loss(self, batch: Seq2SeqBatch) -> LossOutput:
         """Mean cross-entropy (nats) per target token, padding excluded; label-smoothed in
         training."""
-        logits, _ = self(batch)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.target_out.flatten(),
-            ignore_index=self.pad_index,
-            label_smoothing=self.cfg.label_smoothing if self.training else 0.0,
-        )
-        return LossOutput(loss, int((batch.target_out != self.pad_index).sum()))
+        smoothing = self.cfg.label_smoothing if self.training else 0.0
+        return target_loss(self(batch)[0], batch, self.pad_index, smoothing)
 
     def token_nll(self, batch: Seq2SeqBatch) -> tuple[float, int]:
         """Summed negative log-likelihood (nats) of the real target tokens and their count."""
-        logits, _ = self(batch)
-        total = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.target_out.flatten(),
-            ignore_index=self.pad_index,
-            reduction="sum",
-        )
-        return float(total), int((batch.target_out != self.pad_index).sum())
+        return target_nll(self(batch)[0], batch, self.pad_index)
 
     def predict(self, batch: Seq2SeqBatch) -> Tensor:
         """Teacher-forced argmax (B, T) (decoding proper is in seqlab.decode)."""
