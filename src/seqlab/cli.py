@@ -245,13 +245,10 @@ def search(
         prune=prune,
         console=stderr,
     )
+    # trials.md ends with "Test not computed" and the command that trains the best config.
     sys.stdout.write((folder / "trials.md").read_text(encoding="utf-8"))
-    stdout.print(
-        "test not computed; train the best config with: "
-        + (result["next"] or "(no trial completed)"),
-        highlight=False,
-        soft_wrap=True,
-    )
+    if not result["next"]:
+        stdout.print("no trial completed", highlight=False)
     emit_json(result, as_json)
 
 

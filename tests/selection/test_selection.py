@@ -116,7 +116,8 @@ def test_search_random_never_computes_test_and_writes_best(tmp_path: Path) -> No
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "test not computed" in result.output
+    assert "Test not computed" in result.output
+    assert result.output.count("Train the best config") == 1  # said once, not twice
     summary = json.loads((out / "trials.json").read_text())
     assert len(summary["trials"]) == 3 and summary["test"] == "not computed"
     for row in summary["trials"]:
