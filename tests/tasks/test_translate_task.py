@@ -321,3 +321,30 @@ def test_a_transformer_learns_the_toy_language_beside_the_recurrent_model(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0
+
+
+def test_the_end_of_training_decodes_each_set_of_weights_once(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With beam 1 and the checkpoint chosen on greedy BLEU, the last evaluation and the
+    best weights' final metrics share one greedy decoding per set of weights."""
+    task = TASKS.get("translate")
+    decoded: list[int] = []
+    real = type(task).translate_text
+
+    def counting(self, cfg, model, data, sources):  # type: ignore[no-untyped-def]
+        decoded.append(len(sources))
+        return real(self, cfg, model, data, sources)
+
+    monkeypatch.setattr(type(task), "translate_text", counting)
+    config = write_config(tmp_path)
+    result = runner.invoke(
+        app,
+        ["train", str(config), "--out", str(tmp_path / "run"), "--set", "trainer.epochs=1"],
+    )
+    assert result.exit_code == 0, result.output
+    history = RunDir(tmp_path / "run").metrics_log.read_text().splitlines()
+    # one decoding per evaluation; the best weights are the last or an earlier evaluation's
+    assert len(history) <= len(decoded) <= len(history) + 1, (len(history), decoded)
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
+    assert metrics["val_bleu"] == metrics["val_bleu_greedy"]

@@ -146,6 +146,10 @@ class TranslateData:
     splits: dict[str, Split]
     run_dir: Path
     report: dict[str, int] = field(default_factory=dict)
+    # The last greedy decoding of a split, keyed by (split, weights fingerprint): the end of
+    # training asks for the same greedy output up to four times (the checkpoint metric, the
+    # last evaluation's final metrics, then evaluate and final_metrics of the best weights).
+    greedy: dict[tuple[str, tuple[float, ...]], list[str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- reading
@@ -365,7 +369,10 @@ class TranslateTask(TrainedTask[TranslateData]):
         (written to ``translations_{split}.txt``, signatures to ``bleu_{split}.json``)."""
         metrics = self.loss_metrics(cfg, model, data, split)
         part = data.splits[split]
-        hyps = self.translate_text(cfg, model, data, part.source)
+        if cfg.data.beam_size == 1:
+            hyps = self.greedy_text(cfg, model, data, split)
+        else:
+            hyps = self.translate_text(cfg, model, data, part.source)
         metrics.update(self.score(cfg, hyps, part.target_text, split, data.run_dir))
         return metrics
 
@@ -407,11 +414,23 @@ class TranslateTask(TrainedTask[TranslateData]):
         self, cfg: ExperimentConfig, model: nn.Module, data: TranslateData, split: str
     ) -> dict[str, float]:
         """``{split}_bleu_greedy``: sacreBLEU of greedy output (the dev curve)."""
-        greedy = replace(cfg, data=replace(cfg.data, beam_size=1))
-        part = data.splits[split]
-        hyps = self.translate_text(greedy, model, data, part.source)
-        scores, _ = translation_scores(hyps, part.target_text, cfg.data.target_lang)
+        hyps = self.greedy_text(cfg, model, data, split)
+        scores, _ = translation_scores(hyps, data.splits[split].target_text, cfg.data.target_lang)
         return {f"{split}_bleu_greedy": scores["bleu"]}
+
+    def greedy_text(
+        self, cfg: ExperimentConfig, model: nn.Module, data: TranslateData, split: str
+    ) -> list[str]:
+        """Greedy output on ``split``, decoded once per set of weights."""
+        with torch.no_grad():
+            fingerprint = tuple(float(p.double().sum()) for p in model.parameters())
+        key = (split, fingerprint)
+        if key not in data.greedy:
+            greedy = replace(cfg, data=replace(cfg.data, beam_size=1))
+            hyps = self.translate_text(greedy, model, data, data.splits[split].source)
+            data.greedy.clear()  # keep only the last decoding
+            data.greedy[key] = hyps
+        return data.greedy[key]
 
     def score(
         self,
