@@ -352,3 +352,24 @@ def test_layerwise_fused_equals_explicit(cell: str, options: dict[str, object]) 
     torch.testing.assert_close(state_a, state_b, atol=1e-5, rtol=1e-4)
     for ga, gb in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(ga, gb, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ALL)
+@pytest.mark.parametrize("force_explicit", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_cpu_bf16_autocast_trains_every_path(
+    mode: str, force_explicit: bool, lengths: list[int] | None
+) -> None:
+    """`trainer.precision=bf16` on a CPU: forward and backward run (the fused LSTM falls back
+    to fp32 where oneDNN has no bf16 LSTM; the explicit recurrence runs in the weights'
+    dtype) and give the fp32 numbers to bf16 precision."""
+    torch.manual_seed(0)
+    rnn = Recurrent(mode, E, H, num_layers=2, force_explicit=force_explicit)  # type: ignore[arg-type]
+    x = torch.randn(B, T, E)
+    ref_out, _, ref_grads = run_and_grads(rnn, x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, final, grads = run_and_grads(rnn, x, lengths)
+    assert torch.allclose(out.float(), ref_out, atol=0.05)
+    assert all(torch.isfinite(s).all() for s in final)
+    for name, grad in grads.items():
+        assert grad is not None and torch.allclose(grad.float(), ref_grads[name], atol=0.05), name

@@ -385,7 +385,27 @@ class Recurrent(nn.RNNBase):
         dropout: float,
         lengths: Tensor | None,
     ) -> tuple[Tensor, State]:
-        """torch's kernel over ``num_layers`` layers with these ``weights``."""
+        """torch's kernel over ``num_layers`` layers with these ``weights``. Under CPU bf16
+        autocast torch sends the LSTM to oneDNN in bf16, which fails ("could not create a
+        primitive descriptor") on CPUs without bf16 support; there it runs in fp32, as
+        torch runs the GRU and Elman kernels under autocast anyway."""
+        if c0 is not None and _cpu_bf16_lstm_unsupported(input):
+            with torch.autocast("cpu", enabled=False):
+                return self._fused_kernel(
+                    input.float(), h0.float(), c0.float(), weights, num_layers, dropout, lengths
+                )
+        return self._fused_kernel(input, h0, c0, weights, num_layers, dropout, lengths)
+
+    def _fused_kernel(
+        self,
+        input: Tensor,
+        h0: Tensor,
+        c0: Tensor | None,
+        weights: list[Tensor],
+        num_layers: int,
+        dropout: float,
+        lengths: Tensor | None,
+    ) -> tuple[Tensor, State]:
         args = (self.bias, num_layers, dropout, self.training, self.bidirectional)
         if lengths is None:
             if c0 is not None:
@@ -497,10 +517,15 @@ class Recurrent(nn.RNNBase):
         b_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
         b_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
         clip = self.bptt_clip
+        # Under autocast the input projection runs in bf16/fp16; the recurrence itself (its
+        # preallocated buffers, the cell state) runs in the weights' dtype.
+        h0 = h0.to(w_hh.dtype)
+        c0 = None if c0 is None else c0.to(w_hh.dtype)
         if self.cell_type == "gru":
             gx = F.linear(x, w_ih, b_ih)  # (T, B, 3H); b_hh stays inside the reset gate
-            return gru_sequence(gx, w_hh, b_hh, h0, batch_sizes, tap, clip), None
+            return gru_sequence(gx.to(w_hh.dtype), w_hh, b_hh, h0, batch_sizes, tap, clip), None
         gx = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)  # (T, B, G·H), all t
+        gx = gx.to(w_hh.dtype)
         if self.cell_type in ("rnn_tanh", "rnn_relu"):
             nonlinearity: Literal["tanh", "relu"] = (
                 "relu" if self.cell_type == "rnn_relu" else "tanh"
@@ -515,6 +540,16 @@ class Recurrent(nn.RNNBase):
             getattr(self, "weight_co" + suffix),
         )
         return peephole_lstm_sequence(gx, w_hh, peepholes, h0, c0, batch_sizes, tap, clip)
+
+
+def _cpu_bf16_lstm_unsupported(input: Tensor) -> bool:
+    """Whether torch would run an LSTM on ``input`` in bf16 on a CPU whose oneDNN lacks it."""
+    return (
+        input.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def _reverse(seq: Tensor, reverse_index: Tensor | None) -> Tensor:
