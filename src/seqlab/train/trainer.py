@@ -111,6 +111,11 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _is_better(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
@@ -160,6 +165,13 @@ class Trainer:
         precision = cfg.trainer.precision
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
+            self.console.print(
+                "trainer.precision=bf16: this CPU has no native bf16 (oneDNN reports none), "
+                "so bf16 matrix products are emulated and usually slower than fp32 here; "
+                "--set trainer.precision=fp32 is likely faster",
+                highlight=False,
+            )
         # the losses of the steps not yet read back to the host, kept on the device (a read
         # is a sync on a GPU): read to log, evaluate, checkpoint and at each epoch's end
         self._pending: list[_Pending] = []
