@@ -313,6 +313,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as err:
                 errors.append(str(err))
+        if len(errors) == 1:  # ``X | None``: X's own message names the key that is wrong
+            raise ConfigError(errors[0])
         raise ConfigError(f"config key {key!r}: {value!r} is not {_type_name(tp)}")
     if origin is Literal:
         if value not in get_args(tp):
