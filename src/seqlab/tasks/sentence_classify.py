@@ -247,12 +247,12 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
     ) -> ClassifyData:
         dcfg: ClassifyDataConfig = cfg.data
         adversarial = cfg.optim.adversarial
-        if dcfg.unlabelled is not None and not dcfg.teachers:
-            if adversarial is None or adversarial.kind != "vat":
-                raise ConfigError(
-                    "data.unlabelled needs data.teachers or optim.adversarial.kind: vat "
-                    "(its sentences have no label; only those two give them a loss)"
-                )
+        vat = adversarial is not None and adversarial.kind == "vat"
+        if dcfg.unlabelled is not None and not dcfg.teachers and not vat:
+            raise ConfigError(
+                "data.unlabelled needs data.teachers or optim.adversarial.kind: vat "
+                "(its sentences have no label; only those two give them a loss)"
+            )
         report: dict[str, int] = {}
         if dcfg.dataset == "sst":
             if cfg.eval.folds > 1:
