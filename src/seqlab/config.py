@@ -45,8 +45,10 @@ class AdversarialConfig:
     """The perturbation's L2 norm per sentence, in the units of the model's embeddings."""
     weight: float = 1.0
     """The weight of the adversarial term in the loss (the paper's lambda: 1)."""
-    xi: float = 1e-6
-    """``vat``: the norm of the random direction the power iteration starts from."""
+    xi: float = 0.1
+    """``vat``: the norm of the random direction the power iteration starts from (the
+    finite-difference step; 0.1 as in the authors' code, tensorflow/models
+    research/adversarial_text)."""
     power_iterations: int = 1
     """``vat``: power iterations (the paper: 1)."""
 
