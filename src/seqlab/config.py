@@ -31,6 +31,38 @@ when training starts, not here: a run trained on a GPU is still readable without
 
 
 @dataclass(frozen=True)
+class AdversarialConfig:
+    """Adversarial (``at``) or virtual adversarial (``vat``) training on the word
+    embeddings (Miyato, Dai & Goodfellow, 2017; ``seqlab.nn.adversarial``): the loss gets
+    ``weight`` times the loss at embeddings moved by a perturbation of L2 norm
+    ``epsilon`` per sentence (padding never moves). ``at``: the perturbation along the
+    gradient of the loss; ``vat``: the direction that most changes the predicted
+    distribution (KL), found by ``power_iterations`` power iterations from a random
+    direction of norm ``xi``; needs no label, so it also covers ``data.unlabelled`` rows."""
+
+    kind: Literal["at", "vat"]
+    epsilon: float = 1.0
+    """The perturbation's L2 norm per sentence, in the units of the model's embeddings."""
+    weight: float = 1.0
+    """The weight of the adversarial term in the loss (the paper's lambda: 1)."""
+    xi: float = 0.1
+    """``vat``: the norm of the random direction the power iteration starts from (the
+    finite-difference step; 0.1 as in the authors' code, tensorflow/models
+    research/adversarial_text)."""
+    power_iterations: int = 1
+    """``vat``: power iterations (the paper: 1)."""
+
+    def validate(self) -> None:
+        for key, value in (("epsilon", self.epsilon), ("weight", self.weight), ("xi", self.xi)):
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"optim.adversarial.{key} must be a number > 0, got {value}")
+        if self.power_iterations < 1:
+            raise ConfigError(
+                f"optim.adversarial.power_iterations must be >= 1, got {self.power_iterations}"
+            )
+
+
+@dataclass(frozen=True)
 class OptimConfig:
     """Optimizer, learning-rate schedule and weight penalties."""
 
@@ -70,6 +102,9 @@ class OptimConfig:
     ``trainer.max_steps``)."""
     lr_epochs: tuple[tuple[int, float], ...] = ()
     """``piecewise``: ``[[0, lr0], [e1, lr1], ...]``, first start 0, starts increasing."""
+    adversarial: AdversarialConfig | None = None
+    """Adversarial training on the word embeddings (models with embeddings to perturb:
+    the classify task's ``cnn`` and ``rnn``), e.g. ``{kind: at, epsilon: 1.0}``."""
 
     def validate(self) -> None:
         """Reject the values torch's optimizers and schedules would refuse (or that diverge)."""
@@ -113,6 +148,8 @@ class OptimConfig:
                 )
             if any(not lr > 0 for _, lr in self.lr_epochs):
                 raise ConfigError("optim.lr_epochs: every lr must be > 0")
+        if self.adversarial is not None:
+            self.adversarial.validate()
 
 
 @dataclass(frozen=True)
@@ -278,6 +315,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as err:
                 errors.append(str(err))
+        if len(errors) == 1:  # ``X | None``: X's own message names the key that is wrong
+            raise ConfigError(errors[0])
         raise ConfigError(f"config key {key!r}: {value!r} is not {_type_name(tp)}")
     if origin is Literal:
         if value not in get_args(tp):

@@ -75,6 +75,26 @@ class StepDecodable(Protocol):
 
 
 @runtime_checkable
+class EmbeddingPerturbable(Protocol):
+    """A model whose input is a sequence of word embeddings, so that adversarial training
+    (``optim.adversarial``, ``seqlab.nn.adversarial``) can perturb them.
+
+    embed(batch)                            -> (embedded (B, T, E), mask (B, T) bool, True at words)
+    logits_from_embeddings(batch, embedded) embedded (B, T, E) -> logits (B, K)
+    loss_from_logits(batch, logits)         logits (B, K) -> LossOutput (what ``loss`` returns)
+
+    ``loss(batch)`` must equal ``loss_from_logits(batch, logits_from_embeddings(batch,
+    embed(batch)[0]))``.
+    """
+
+    def embed(self, batch: Any) -> tuple[Tensor, Tensor]: ...
+
+    def logits_from_embeddings(self, batch: Any, embedded: Tensor) -> Tensor: ...
+
+    def loss_from_logits(self, batch: Any, logits: Tensor) -> LossOutput: ...
+
+
+@runtime_checkable
 class Movable(Protocol):
     """A batch type that knows how to move its tensors: ``batch.to(device)`` returns a
     batch of the same type whose tensors are on ``device``."""

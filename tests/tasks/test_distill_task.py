@@ -90,7 +90,8 @@ def test_teacher_errors(teacher: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a finished run dir"):
         task.setup(cfg, tmp_path / "s1", train=True)
     with pytest.raises(ConfigError, match="data.unlabelled needs data.teachers"):
-        load_config(write(tmp_path, "s", STUDENT, unlabelled="x.txt"))
+        unlabelled = load_config(write(tmp_path, "s", STUDENT, unlabelled="x.txt"))
+        task.setup(unlabelled, tmp_path / "s0", train=True)
     labels = json.loads((teacher / "labels.json").read_text())
     relabelled = tmp_path / "relabelled"
     relabelled.mkdir()

@@ -36,7 +36,7 @@ from seqlab.nn.conv import (
     masked_max_over_time,
     masked_mean_over_time,
 )
-from seqlab.nn.distill import distillation_loss
+from seqlab.nn.distill import UNLABELLED, distillation_loss
 from seqlab.nn.pooling import AttentionPooling, last_state, max_pool, mean_pool
 from seqlab.nn.recurrent import Recurrent
 
@@ -141,19 +141,43 @@ def _kim_uniform_(embedding: nn.Embedding) -> None:
 
 
 class SentenceClassifier(nn.Module):
-    """The shared loss/predict of both classifiers over ``logits(batch)`` (B, K)."""
+    """The shared loss/predict of both classifiers over ``logits(batch)`` (B, K).
+
+    The logits are computed from the word embeddings in two steps, ``embed`` and
+    ``logits_from_embeddings``, so that adversarial training (``seqlab.nn.adversarial``)
+    can perturb the embeddings in between (``seqlab.contract.EmbeddingPerturbable``).
+    """
 
     embedding: nn.Embedding
 
-    def logits(self, batch: ClassifyBatch) -> Tensor:
+    def embed(self, batch: ClassifyBatch) -> tuple[Tensor, Tensor]:
+        """The word embeddings (B, T, E) and the mask (B, T), True at words."""
+        ids, _, mask = batch.words
+        return self.embedding(ids), mask
+
+    def logits_from_embeddings(self, batch: ClassifyBatch, embedded: Tensor) -> Tensor:
+        """Class scores (B, K) from the (possibly perturbed) embeddings (B, T, E)."""
         raise NotImplementedError
 
+    def logits(self, batch: ClassifyBatch) -> Tensor:
+        """Class scores (B, K)."""
+        return self.logits_from_embeddings(batch, self.embed(batch)[0])
+
     def loss(self, batch: ClassifyBatch) -> LossOutput:
-        """Mean cross-entropy over the batch's examples; with soft targets, the
+        """Mean cross-entropy over the batch's labelled examples; with soft targets, the
         distillation loss of Hinton et al. (2015) (``seqlab.nn.distill``)."""
-        logits = self.logits(batch)
+        return self.loss_from_logits(batch, self.logits(batch))
+
+    def loss_from_logits(self, batch: ClassifyBatch, logits: Tensor) -> LossOutput:
+        """``loss`` from given logits (B, K). Without soft targets, ``UNLABELLED`` rows
+        (virtual adversarial training on unlabelled text) count for nothing; a batch of
+        them only has loss 0 over n = 0 examples."""
         if batch.soft is None:
-            return LossOutput(F.cross_entropy(logits, batch.labels), len(batch.labels))
+            labelled = int((batch.labels != UNLABELLED).sum())
+            if labelled == len(batch.labels):
+                return LossOutput(F.cross_entropy(logits, batch.labels), labelled)
+            summed = F.cross_entropy(logits, batch.labels, ignore_index=UNLABELLED, reduction="sum")
+            return LossOutput(summed / max(labelled, 1), labelled)
         soft = batch.soft
         loss = distillation_loss(logits, soft.probs, batch.labels, soft.temperature, soft.alpha)
         return LossOutput(loss, len(batch.labels))
@@ -192,10 +216,10 @@ class RNNClassifier(SentenceClassifier):
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(size, num_labels)
 
-    def encode(self, batch: ClassifyBatch) -> Tensor:
-        """Sentence vectors (B, D·H)."""
-        ids, lengths, mask = batch.words
-        output, _ = self.rnn(self.dropout(self.embedding(ids)), lengths=lengths.cpu())
+    def encode(self, batch: ClassifyBatch, embedded: Tensor) -> Tensor:
+        """Sentence vectors (B, D·H) from the word embeddings (B, T, E)."""
+        _, lengths, mask = batch.words
+        output, _ = self.rnn(self.dropout(embedded), lengths=lengths.cpu())
         if self.attention is not None:
             return self.attention(output, mask)
         if self.cfg.pooling == "mean":
@@ -204,8 +228,8 @@ class RNNClassifier(SentenceClassifier):
             return max_pool(output, mask)
         return last_state(output, lengths, self.cfg.bidirectional)
 
-    def logits(self, batch: ClassifyBatch) -> Tensor:
-        return self.out(self.dropout(self.encode(batch)))
+    def logits_from_embeddings(self, batch: ClassifyBatch, embedded: Tensor) -> Tensor:
+        return self.out(self.dropout(self.encode(batch, embedded)))
 
     def load_encoder(
         self,
@@ -306,9 +330,9 @@ class TextCNN(SentenceClassifier):
             load_pretrained(self.static_embedding, itos, vectors, freeze=True)
         return report
 
-    def logits(self, batch: ClassifyBatch) -> Tensor:
+    def logits_from_embeddings(self, batch: ClassifyBatch, embedded: Tensor) -> Tensor:
         ids, _, mask = batch.words
-        channels = [self.embedding(ids).transpose(1, 2)]  # (B, E, T)
+        channels = [embedded.transpose(1, 2)]  # (B, E, T)
         if self.static_embedding is not None:
             channels.append(self.static_embedding(ids).transpose(1, 2))
         pool = masked_max_over_time if self.cfg.pooling == "max" else masked_mean_over_time

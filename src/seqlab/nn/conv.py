@@ -112,6 +112,10 @@ def masked_mean_over_time(features: Tensor, mask: Tensor) -> Tensor:
 
 def apply_max_norm(weight: Tensor, max_norm: float) -> None:
     """Rescale in place each row of ``weight`` (out, in) whose L2 norm exceeds ``max_norm``
-    (Hinton et al., 2012; Kim, 2014 uses 3 on the output layer)."""
+    (Hinton et al., 2012; Kim, 2014 uses 3 on the output layer). Rows within the bound are
+    left as they are, and a weight with none above it is not written at all, so that a
+    second forward pass before the backward (adversarial training) keeps the first one's
+    graph valid."""
     with torch.no_grad():
-        weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+        if bool((weight.norm(dim=1) > max_norm).any()):
+            weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))

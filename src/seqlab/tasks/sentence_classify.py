@@ -81,7 +81,8 @@ class ClassifyDataConfig:
     """The weight of the soft (teacher) term."""
     unlabelled: str | None = None
     """A text file (one whitespace-tokenised sentence per line) whose sentences are added
-    to training with the teachers' soft targets only (needs ``teachers``)."""
+    to training without a label: with the teachers' soft targets only (``teachers``), or
+    with the virtual adversarial term only (``optim.adversarial.kind: vat``)."""
     batching: Literal["bucket", "random"] = "bucket"
     """Training batches: ``bucket`` groups examples of similar length (less padding, fast);
     ``random`` draws each batch at random from the whole training set, as Kim's (2014) code
@@ -96,8 +97,6 @@ class ClassifyDataConfig:
                 f"data.temperature must be > 0 and data.alpha in [0, 1], got "
                 f"{self.temperature} and {self.alpha}"
             )
-        if self.unlabelled is not None and not self.teachers:
-            raise ConfigError("data.unlabelled needs data.teachers (its only targets are soft)")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
@@ -247,6 +246,13 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         self, cfg: ExperimentConfig, run_dir: Path, *, train: bool, fold: int | None = None
     ) -> ClassifyData:
         dcfg: ClassifyDataConfig = cfg.data
+        adversarial = cfg.optim.adversarial
+        vat = adversarial is not None and adversarial.kind == "vat"
+        if dcfg.unlabelled is not None and not dcfg.teachers and not vat:
+            raise ConfigError(
+                "data.unlabelled needs data.teachers or optim.adversarial.kind: vat "
+                "(its sentences have no label; only those two give them a loss)"
+            )
         report: dict[str, int] = {}
         if dcfg.dataset == "sst":
             if cfg.eval.folds > 1:

@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -38,8 +38,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import LossOutput, contract, move_to
+from seqlab.contract import EmbeddingPerturbable, LossOutput, contract, move_to
 from seqlab.errors import ConfigError, TrainingError
+from seqlab.nn.adversarial import adversarial_objective
 from seqlab.rundir import RunDir
 from seqlab.train import distributed
 from seqlab.train.checkpoint import (
@@ -158,6 +159,15 @@ class Trainer:
         self.console = console or Console(stderr=True)
         if not self.ctx.main:
             self.console = Console(stderr=True, quiet=True)  # rank 0 speaks for all
+        if cfg.optim.adversarial is not None:
+            if not isinstance(model, EmbeddingPerturbable):
+                raise ConfigError(
+                    f"optim.adversarial: the {type(model).__name__} model has no word "
+                    "embeddings to perturb (it needs embed, logits_from_embeddings and "
+                    "loss_from_logits; the classify task's cnn and rnn have them)"
+                )
+            if self.ctx.active:
+                raise ConfigError("optim.adversarial is not supported in a process group yet")
         self.device = module_device(model, cfg.trainer.device)
         self.optimizer = build_optimizer(model.parameters(), cfg.optim)
         self.schedule = Schedule(self.optimizer, cfg.optim, cfg.trainer.max_steps)
@@ -415,11 +425,11 @@ class Trainer:
         total, unit = 0, 1
         for index, batch in enumerate(batches):
             with self._autocast():
-                out: LossOutput = contract(self.model).loss(move_to(batch, self.device))
+                out, objective = self._objective(move_to(batch, self.device))
             if index == 0:
                 unit = max(out.n, 1)
             total += out.n
-            loss = out.loss * (out.n / unit) if accumulating else out.loss
+            loss = objective * (out.n / unit) if accumulating else objective
             if index == len(batches) - 1:
                 extra = penalty(self.model, self.cfg.optim)
                 if extra is not None:
@@ -440,6 +450,15 @@ class Trainer:
             self._divide_grads(max(total, 1) / unit)
         self._apply_step()
         return total
+
+    def _objective(self, batch: Any) -> tuple[LossOutput, torch.Tensor]:
+        """(the model's loss, what the step minimises: the loss, plus the adversarial term
+        with ``optim.adversarial``)."""
+        adversarial = self.cfg.optim.adversarial
+        if adversarial is None:
+            out: LossOutput = contract(self.model).loss(batch)
+            return out, out.loss
+        return adversarial_objective(cast(EmbeddingPerturbable, self.model), batch, adversarial)
 
     def _train_step_ddp(self, ddp: DistributedDataParallel, batches: list[Any]) -> int:
         """One optimizer step of a process group: this process's parts of the step's global
