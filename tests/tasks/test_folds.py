@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from seqlab.cli import app
 from seqlab.errors import ConfigError
 from seqlab.tasks.bow_classify import split_indices, stratified_folds
 
@@ -70,3 +74,20 @@ def test_more_folds_than_examples_or_than_the_smallest_class_is_a_config_error()
         split_indices(len(SHUFFLED), 10, 0, 0.1, 0.1, 1, SHUFFLED)
     with pytest.raises(ConfigError, match="more than the 5 examples of the data"):
         split_indices(5, 6, 0, 0.1, 0.1, 1)
+
+
+def test_cli_refuses_more_folds_than_a_class_has_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "reviews.tsv"
+    data.write_text("".join(f"pos\tgood film {i}\n" for i in range(12)) + "neg\tbad\n" * 3)
+    cfg = {
+        "task": "classify",
+        "data": {"dataset": str(data), "encoding": "utf-8"},
+        "model": {"name": "cnn", "embedding_size": 8, "maps": 4, "widths": [1]},
+        "eval": {"folds": 4},
+    }
+    (tmp_path / "cls.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "cls.yaml"), "--out", str(run)])
+    assert result.exit_code == 2, result.output
+    assert "eval.folds = 4 is more than the 3 examples of label 'neg'" in result.output
+    assert "Traceback" not in result.output
