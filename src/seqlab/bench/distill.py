@@ -1,6 +1,6 @@
 """`seqlab bench distill`: inference sentences/s of the distillation teacher and student.
 
-The teacher is configs/sst2_bilstm.yaml (BiLSTM 2 x 150 over 300-d embeddings, attention
+The teacher is configs/sst2_bilstm.yaml (BiLSTM, 150 units each way, over 300-d embeddings, attention
 pooling), the student configs/sst2_cnn_small.yaml (CNN, 64-d embeddings, widths 3/4/5 x
 32 maps), both with the vocabulary of the SST-2 training phrases. They classify the
 SST-2 test sentences (1,821) in the same process, in rounds that alternate which model
