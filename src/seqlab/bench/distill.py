@@ -1,17 +1,18 @@
 """`seqlab bench distill`: inference sentences/s of the distillation teacher and student.
 
-The teacher is configs/sst2_bilstm.yaml (BiLSTM, 150 units each way, over 300-d embeddings, attention
-pooling), the student configs/sst2_cnn_small.yaml (CNN, 64-d embeddings, widths 3/4/5 x
-32 maps), both with the vocabulary of the SST-2 training phrases. They classify the
-SST-2 test sentences (1,821) in the same process, in rounds that alternate which model
-goes first so that machine noise hits both alike; a pass is what ``evaluate`` does per
-batch (collation, forward, argmax) under ``no_grad``, in eval mode. Two batchings:
-``eval.batch_size``-sized batches (the data config's ``eval_batch_size``, 500) and one
+The teacher is configs/sst2_bilstm.yaml (BiLSTM, 150 units each way, over 300-d
+embeddings, attention pooling), the student configs/sst2_cnn_small.yaml (CNN, 64-d
+embeddings, widths 3/4/5 x 32 maps), both with the vocabulary of the SST-2 training
+phrases. They classify the SST-2 test sentences (1,821) in the same process, in rounds
+that alternate which model goes first so that machine noise hits both alike; a pass is
+what ``evaluate`` does per batch (collation, forward, argmax) under ``no_grad``, in eval
+mode. Two batchings: batches of the data config's ``eval_batch_size`` (500) and one
 sentence at a time (serving; the first 200 test sentences). The weights are fresh (seed
 1): a network's speed does not depend on its weight values, so the bench needs no
 trained runs. ``student_speedup`` = student / teacher sentences/s (median over rounds'
 ratios), ``student_speedup_batch1`` the same one sentence at a time; ``--quick``: one
-round over the first 200 test sentences.
+round over the first 200 test sentences. torch's thread count is left as it is (recorded
+as ``torch_threads``).
 """
 
 from __future__ import annotations
