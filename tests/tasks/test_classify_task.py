@@ -30,10 +30,12 @@ def register(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(TASKS._items, "classify", SentenceClassifyTask())
 
 
-def write_config(tmp_path: Path, model: dict[str, object], folds: int = 1) -> Path:
+def write_config(tmp_path: Path, model: dict[str, object], folds: int = 1, copies: int = 4) -> Path:
+    """The 10 sentences ``copies`` times each (k-fold tests need enough copies that every
+    test sentence has one in training: the sentences share too few words to generalise)."""
     data = tmp_path / "reviews.tsv"
     lines = [f"pos\t{t}" for t in POS] + [f"neg\t{t}" for t in NEG]
-    data.write_text("\n".join(lines * 4) + "\n\n\n", encoding="utf-8")  # 2 empty lines
+    data.write_text("\n".join(lines * copies) + "\n\n\n", encoding="utf-8")  # 2 empty lines
     cfg = {
         "task": "classify",
         "data": {
@@ -62,6 +64,7 @@ def test_cnn_cross_validation_eval_predict(tmp_path: Path) -> None:
         tmp_path,
         {"name": "cnn", "embedding_size": 16, "maps": 8, "widths": [1, 2], "dropout": 0.0},
         folds=2,
+        copies=8,
     )
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", str(cfg), "--out", str(run), "--json"])
@@ -172,7 +175,7 @@ def test_eval_set_on_a_cross_validated_run_evaluates_every_fold(tmp_path: Path) 
     (it used to evaluate fold 0 alone), and the override acts: a bad value is refused."""
     model = {"name": "cnn", "embedding_size": 16, "maps": 8, "widths": [1, 2], "dropout": 0.0}
     run = tmp_path / "run"
-    cfg = write_config(tmp_path, model, folds=2)
+    cfg = write_config(tmp_path, model, folds=2, copies=8)
     assert runner.invoke(app, ["train", str(cfg), "--out", str(run)]).exit_code == 0
     plain = runner.invoke(app, ["eval", str(run), "--json"])
     assert plain.exit_code == 0, plain.output

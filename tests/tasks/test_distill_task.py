@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from seqlab.errors import ConfigError
 from seqlab.loader import load_config
 from seqlab.nn.distill import UNLABELLED, soften
 from seqlab.tasks import TASKS
+from seqlab.tasks.distill import teacher_probs
 
 runner = CliRunner()
 POS = ["a fine moving film", "great acting", "funny and wise", "a joy", "smart and lovely"]
@@ -101,3 +103,31 @@ def test_teacher_errors(teacher: Path, tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, "s", STUDENT, teachers=[str(relabelled)]))
     with pytest.raises(ConfigError, match="has labels"):
         task.setup(cfg, tmp_path / "s2", train=True)
+
+
+def test_teacher_runs_once_per_token_set_and_again_when_retrained(
+    teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search over T (or several seeds) in one process runs the teacher once; the soft
+    targets at each T are still softmax(logits / T) of that one run."""
+    task = TASKS.get("classify")
+    copy = tmp_path / "teacher_copy"  # a run dir of its own, so no other test shares the cache
+    copy.mkdir()
+    for path in teacher.iterdir():
+        if path.is_file():
+            (copy / path.name).write_bytes(path.read_bytes())
+    loads = []
+    real = type(task).load_trained
+    monkeypatch.setattr(
+        type(task), "load_trained", lambda self, *a, **k: loads.append(1) or real(self, *a, **k)
+    )
+    tokens = [["a", "joy"], ["bad", "acting"]]
+    labels = json.loads((copy / "labels.json").read_text())
+    cold = teacher_probs(task, [str(copy)], tokens, labels, 1.0, "cpu")
+    warm = teacher_probs(task, [str(copy)], tokens, labels, 4.0, "cpu")
+    assert len(loads) == 1
+    torch.testing.assert_close(warm, soften(torch.log(cold), 4.0))  # same logits, up to a shift
+    weights = copy / "best.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    teacher_probs(task, [str(copy)], tokens, labels, 4.0, "cpu")
+    assert len(loads) == 2  # new weights: the teacher runs again

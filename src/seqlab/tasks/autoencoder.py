@@ -1,9 +1,9 @@
 """The ``ae_bow`` task: autoencoders on bag-of-words vectors, judged by a linear probe.
 
 Data: the sentences of MR (or any labelled-lines file), split as in ``bow_classify``
-(:func:`~seqlab.tasks.bow_classify.split_indices`, k-fold with ``eval.folds``). Each
-sentence becomes a binary vector over the ``data.max_features`` most frequent words of the
-training split (other words are dropped): a dense (N, D) tensor.
+(:func:`~seqlab.tasks.bow_classify.split_indices`, k-fold with ``eval.folds``, stratified
+by label). Each sentence becomes a binary vector over the ``data.max_features`` most
+frequent words of the training split (other words are dropped): a dense (N, D) tensor.
 
 Training. ``dense``, ``sparse``, ``denoising`` and ``vae`` models learn from every
 training sentence without its label, through the one Trainer; ``val_loss`` is their
@@ -218,7 +218,13 @@ def load_data(
     tokenizer = build_tokenizer(dcfg.tokenizer)
     tokens = [tokenizer.encode(t.lower() if dcfg.lowercase else t) for t in texts]
     idx = split_indices(
-        len(texts), cfg.eval.folds, fold, dcfg.val_fraction, dcfg.test_fraction, dcfg.split_seed
+        len(texts),
+        cfg.eval.folds,
+        fold,
+        dcfg.val_fraction,
+        dcfg.test_fraction,
+        dcfg.split_seed,
+        labels,
     )
     if vocab is None:
         vocab = Vocab.build(

@@ -1,15 +1,18 @@
 """Sentence classification from bags of words (MR polarity, or any labelled-lines file).
 
-Splits: with ``eval.folds = k > 1`` the data is cut into k folds (deterministic by
-``data.split_seed``); fold i is the test set, and ``data.val_fraction`` of the remaining
-examples is held out as validation for model selection. With ``folds = 1`` the data is
-split once into train / val / test by ``data.val_fraction`` and ``data.test_fraction``.
+Splits: with ``eval.folds = k > 1`` the data is cut into k folds stratified by label
+(deterministic by ``data.split_seed``: each fold holds floor(n_c / k) or ceil(n_c / k) of
+the n_c examples of every class c); fold i is the test set, and ``data.val_fraction`` of
+the remaining examples is held out as validation for model selection. With ``folds = 1``
+the data is split once into train / val / test by ``data.val_fraction`` and
+``data.test_fraction``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -101,20 +104,64 @@ def load_examples(cfg: BowDataConfig) -> tuple[list[str], list[str], int]:
     return [text for _, text in pairs], [label for label, _ in pairs], 0
 
 
+def stratified_folds(labels: Sequence[Hashable], folds: int, seed: int) -> list[np.ndarray]:
+    """``folds`` disjoint index arrays covering ``range(len(labels))``, stratified by label.
+
+    The examples, in a random order by ``seed``, are grouped by class (classes in sorted
+    order) and dealt to the folds in turn, so every fold holds floor(n_c / k) or
+    ceil(n_c / k) of the n_c examples of class c and the fold sizes differ by at most one.
+    Within a fold the examples keep the random order (not grouped by class).
+    """
+    n = len(labels)
+    if folds > n:
+        raise ConfigError(
+            f"eval.folds = {folds} is more than the {n} examples of the data: every fold "
+            "needs at least one test example"
+        )
+    counts = Counter(labels)
+    smallest, n_smallest = min(counts.items(), key=lambda item: (item[1], str(item[0])))
+    if folds > n_smallest:
+        raise ConfigError(
+            f"eval.folds = {folds} is more than the {n_smallest} examples of label "
+            f"{smallest!r}: stratified folds need at least one example of every label per fold"
+        )
+    order = np.random.default_rng(seed).permutation(n)  # (N,)
+    rank = {label: i for i, label in enumerate(sorted(counts, key=str))}
+    by_class = order[np.argsort([rank[labels[i]] for i in order], kind="stable")]  # (N,)
+    fold_of = np.empty(n, dtype=np.int64)
+    fold_of[by_class] = np.arange(n) % folds
+    return [order[fold_of[order] == f] for f in range(folds)]
+
+
 def split_indices(
-    n: int, folds: int, fold: int | None, val_fraction: float, test_fraction: float, seed: int
+    n: int,
+    folds: int,
+    fold: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    labels: Sequence[Hashable] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Deterministic train/val/test index arrays (fold ``fold`` of ``folds`` is test)."""
+    """Deterministic train/val/test index arrays (fold ``fold`` of ``folds`` is test).
+
+    With ``labels`` (one per example) the k folds are stratified (:func:`stratified_folds`);
+    without, they are contiguous runs of a random order. ``folds = 1`` ignores ``labels``.
+    """
     order = np.random.default_rng(seed).permutation(n)
     if folds > 1:
-        if folds > n:
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{len(labels)} labels for {n} examples")
+        if fold is None or not 0 <= fold < folds:
+            raise ConfigError(f"fold must be in 0..{folds - 1}")
+        if labels is not None:
+            parts = stratified_folds(labels, folds, seed)
+        elif folds > n:
             raise ConfigError(
                 f"eval.folds = {folds} is more than the {n} examples of the data: every fold "
                 "needs at least one test example"
             )
-        if fold is None or not 0 <= fold < folds:
-            raise ConfigError(f"fold must be in 0..{folds - 1}")
-        parts = np.array_split(order, folds)
+        else:
+            parts = np.array_split(order, folds)
         test = parts[fold]
         rest = np.concatenate([p for i, p in enumerate(parts) if i != fold])
     else:
@@ -150,6 +197,7 @@ class BowClassifyTask(TrainedTask[BowData]):
             dcfg.val_fraction,
             dcfg.test_fraction,
             dcfg.split_seed,
+            labels,
         )
         if train:
             vocab = Vocab.build(

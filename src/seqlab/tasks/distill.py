@@ -5,10 +5,15 @@ loss is in ``seqlab.nn.distill``).
 Each teacher reads the raw tokens with its own vocabulary, so teacher and student may
 differ in model, vocabulary and tokens kept; they must have the same label set. An
 ensemble's targets are the mean of its members' softened distributions.
+
+A teacher's logits over a training set are kept in memory (the last few teacher x token
+sets, keyed by the run dir, its best weights' modification time and the tokens), so a
+search over T and alpha or a run of several seeds in one process runs each teacher once.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ from seqlab.contract import move_to
 from seqlab.errors import ConfigError
 from seqlab.nn.distill import soften
 from seqlab.rundir import RunDir
+from seqlab.tasks.base import load_labels
 from seqlab.train.device import module_device
 
 
@@ -49,6 +55,24 @@ def teacher_config(task: Any, run_dir: Path, device: str) -> ExperimentConfig:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _teacher_logits(
+    task: Any, run_dir: str, weights_mtime_ns: int, tokens: tuple[tuple[str, ...], ...], device: str
+) -> Tensor:
+    """The logits of the teacher in ``run_dir`` for every example of ``tokens``: (N, K) on
+    the CPU; ``weights_mtime_ns`` is part of the cache key only (a retrained teacher)."""
+    cfg = teacher_config(task, Path(run_dir), device)
+    model, data = task.load_trained(cfg, Path(run_dir))
+    logits = []
+    size = cfg.data.eval_batch_size
+    with torch.no_grad():
+        for start in range(0, len(tokens), size):
+            chunk = tokens[start : start + size]
+            batch = task.make_batch(cfg, data, chunk, [0] * len(chunk))
+            logits.append(model.logits(move_to(batch, module_device(model))).float().cpu())
+    return torch.cat(logits)
+
+
 def teacher_probs(
     task: Any,
     teachers: Sequence[str],
@@ -59,23 +83,19 @@ def teacher_probs(
 ) -> Tensor:
     """softmax(logits / T) of each teacher for every example of ``tokens``, averaged over
     the teachers: (N, K) on the CPU. ``labels`` is the student's label set."""
+    key = tuple(tuple(t) for t in tokens)
     total: Tensor | None = None
     for teacher in teachers:
-        cfg = teacher_config(task, Path(teacher), device)
-        model, data = task.load_trained(cfg, Path(teacher))
-        if list(data.labels) != list(labels):
+        run_dir = Path(teacher)
+        cfg = teacher_config(task, run_dir, device)  # checks the run dir
+        teacher_labels = load_labels(run_dir, task.name)
+        if list(teacher_labels) != list(labels):
             raise ConfigError(
-                f"data.teachers: {teacher} has labels {data.labels}, the student {list(labels)}"
+                f"data.teachers: {teacher} has labels {teacher_labels}, the student {list(labels)}"
             )
-        probs = []
-        size = cfg.data.eval_batch_size
-        with torch.no_grad():
-            for start in range(0, len(tokens), size):
-                chunk = tokens[start : start + size]
-                batch = task.make_batch(cfg, data, chunk, [0] * len(chunk))
-                logits = model.logits(move_to(batch, module_device(model)))
-                probs.append(soften(logits.float(), temperature).cpu())
-        stacked = torch.cat(probs)  # (N, K)
-        total = stacked if total is None else total + stacked
+        mtime = RunDir(run_dir).best_weights.stat().st_mtime_ns
+        logits = _teacher_logits(task, str(run_dir.resolve()), mtime, key, cfg.trainer.device)
+        probs = soften(logits, temperature)  # (N, K)
+        total = probs if total is None else total + probs
     assert total is not None
     return total / len(teachers)

@@ -270,6 +270,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 dcfg.val_fraction,
                 dcfg.test_fraction,
                 dcfg.split_seed,
+                names,
             )
             splits = {
                 s: ([tokens[i] for i in ids], [index[names[i]] for i in ids])

@@ -163,6 +163,7 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
                 dcfg.val_fraction,
                 dcfg.test_fraction,
                 dcfg.split_seed,
+                [label for _, label in examples],
             )
             label_names = BINARY_LABELS
             for split, ids in idx.items():
