@@ -185,3 +185,28 @@ def test_eval_set_on_a_cross_validated_run_evaluates_every_fold(tmp_path: Path) 
     assert {"test_acc", "test_acc_std"} <= set(last_json(result.output))
     bad = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=0"])
     assert bad.exit_code == 2 and "eval_batch_size" in bad.output
+
+
+def test_length_curriculum_draws_the_shortest_sentences_first() -> None:
+    from collections import Counter
+
+    from seqlab.data.vocab import Vocab
+    from seqlab.tasks.sentence_classify import ClassifyData
+
+    lengths = [1 + i % 40 for i in range(400)]
+    tokens = [["w"] * n for n in lengths]
+    labels = list(range(400))  # the label names the example
+    data = ClassifyData(Vocab.from_counter(Counter(["w"])), ["a"], {"train": (tokens, labels)}, {})
+    sets = ["trainer.batch_size=20", "data.curriculum.schedule=competence"]
+    cfg = load_config(
+        REPO / "configs" / "sst1_cnn_rand.yaml",
+        [*sets, "data.curriculum.steps=20", "data.curriculum.c0=0.1"],
+    )
+    batches = list(SentenceClassifyTask().train_batches(cfg, data, epoch=0))
+    assert len(batches) == 20
+    assert max(lengths[i] for i in batches[0].labels.tolist()) <= 4  # the easiest 10%
+    assert max(lengths[i] for b in batches[-1:] for i in b.labels.tolist()) > 30  # t = 19
+    with pytest.raises(ConfigError, match="'length' only"):
+        load_config(
+            REPO / "configs" / "sst1_cnn_rand.yaml", [*sets, "data.curriculum.score=source_length"]
+        )

@@ -10,12 +10,14 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from seqlab.cli import app
 from seqlab.data import sources
+from seqlab.errors import ConfigError
 from seqlab.loader import load_config
 from seqlab.rundir import RunDir
 from seqlab.tasks import TASKS
@@ -348,3 +350,75 @@ def test_the_end_of_training_decodes_each_set_of_weights_once(
     assert len(history) <= len(decoded) <= len(history) + 1, (len(history), decoded)
     metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     assert metrics["val_bleu"] == metrics["val_bleu_greedy"]
+
+
+# ----------------------------------------------------------------------- curriculum
+
+
+def curriculum_config(tmp_path: Path, **curriculum: object) -> Path:
+    return write_config(tmp_path, curriculum={"schedule": "competence", **curriculum})
+
+
+def test_competence_curriculum_trains_shortest_pairs_first(data_root: Path, tmp_path: Path) -> None:
+    path = curriculum_config(tmp_path, steps=50, c0=0.2)
+    cfg = load_config(path)
+    task = TASKS.get("translate")
+    data = task.setup(cfg, tmp_path, train=True)
+    train = data.splits["train"]
+    lengths = sorted(len(s) + len(t) for s, t in zip(train.source, train.target, strict=True))
+    cut = lengths[int(0.2 * len(lengths)) - 1]  # the 20% quantile of source + target tokens
+    first = next(iter(task.train_batches(cfg, data, 0)))
+    pairs = first.source.lengths + (first.target_out != 0).sum(1) - 1  # less EOS
+    assert int(pairs.max()) <= cut < lengths[-1]
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", str(path), "--out", str(run), "--json"]
+        + ["--set", "trainer.max_steps=2", "--set", "trainer.threads=1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["steps"] == 2
+
+
+@pytest.mark.slow  # three CLI runs
+def test_curriculum_resume_draws_the_same_batches(data_root: Path, tmp_path: Path) -> None:
+    path = curriculum_config(tmp_path, schedule="baby_steps", steps=6, buckets=3)
+    common = ["--set", "trainer.threads=1", "--set", "trainer.eval_every=3", "--json"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    for args in (
+        ["--out", str(whole), "--set", "trainer.max_steps=6"],
+        ["--out", str(parts), "--set", "trainer.max_steps=3"],
+        ["--out", str(parts), "--set", "trainer.max_steps=6", "--resume"],
+    ):
+        result = runner.invoke(app, ["train", str(path), *args, *common])
+        assert result.exit_code == 0, result.output
+    logs = [
+        [json.loads(line) for line in RunDir(run).metrics_log.read_text().splitlines()]
+        for run in (whole, parts)
+    ]
+    assert [r["step"] for r in logs[0]] == [3, 6] == [r["step"] for r in logs[1]]
+    assert logs[1][-1]["val_loss"] == pytest.approx(logs[0][-1]["val_loss"], rel=1e-5)
+
+
+def test_lm_loss_curriculum_scores_pairs_with_a_finished_run(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, scorer = trained
+    cfg = load_config(curriculum_config(tmp_path, score="lm_loss", run=str(scorer)))
+    task = TASKS.get("translate")
+    data = task.setup(cfg, tmp_path, train=True)
+    losses = task.scorer_losses(cfg, data, scorer)
+    assert len(losses) == len(data.splits["train"].source)
+    assert all(np.isfinite(losses)) and min(losses) >= 0 and max(losses) > min(losses)
+    sampler = task.curriculum_sampler(cfg, data)
+    ranked = [losses[i] for i in sampler.order]
+    assert ranked == sorted(losses)
+    # a scorer whose vocabulary differs (fewer training pairs: words missing) is refused
+    curriculum = {"schedule": "competence", "score": "lm_loss", "run": str(scorer)}
+    other = load_config(write_config(tmp_path, curriculum=curriculum, max_train_pairs=5))
+    (tmp_path / "small").mkdir()
+    small = task.setup(other, tmp_path / "small", train=True)
+    with pytest.raises(ConfigError, match="another source vocabulary"):
+        task.scorer_losses(other, small, scorer)
+    with pytest.raises(ConfigError, match="not a finished run dir"):
+        task.scorer_losses(cfg, data, tmp_path)

@@ -30,19 +30,23 @@ from seqlab.tasks.base import load_labels
 from seqlab.train.device import module_device
 
 
-def teacher_config(task: Any, run_dir: Path, device: str) -> ExperimentConfig:
-    """The config of the teacher run in ``run_dir`` (a run of ``task``), on ``device``."""
+def teacher_config(
+    task: Any, run_dir: Path, device: str, key: str = "data.teachers"
+) -> ExperimentConfig:
+    """The config of the finished run in ``run_dir`` (a run of ``task``), on ``device``;
+    ``key`` is the config key that named it (in the error messages). Also used for the
+    scorer run of a curriculum (``data.curriculum.run``)."""
     files = RunDir(run_dir)
     if not files.config.is_file() or not files.best_weights.is_file():
         raise ConfigError(
-            f"data.teachers: {run_dir} is not a finished run dir (config.yaml and "
+            f"{key}: {run_dir} is not a finished run dir (config.yaml and "
             f"{files.best_weights.name} needed)"
         )
     raw = read_yaml(files.config)
     if raw.get("task") != task.name:
         raise ConfigError(
-            f"data.teachers: {run_dir} is a {raw.get('task')!r} run; a {task.name} "
-            "student needs a teacher of the same task"
+            f"{key}: {run_dir} is a {raw.get('task')!r} run; a {task.name} run needs a "
+            "run of the same task"
         )
     model_raw = dict(raw.get("model") or {})
     spec = task.models.get(str(model_raw.get("name", task.default_model)))

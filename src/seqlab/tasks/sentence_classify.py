@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from seqlab.config import ExperimentConfig, read_yaml
 from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
+from seqlab.data.curriculum import CurriculumConfig, CurriculumSampler
 from seqlab.data.readers import Tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
 from seqlab.data.vocab import Vocab
@@ -88,8 +89,17 @@ class ClassifyDataConfig:
     ``random`` draws each batch at random from the whole training set, as Kim's (2014) code
     does. With SST phrases, length and label go together (most short phrases are neutral),
     so bucketed batches have skewed label mixes."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Easy examples first (:mod:`seqlab.data.curriculum`), by ``length`` (tokens) only;
+    replaces ``batching`` when its schedule is not ``none``."""
 
     def validate(self) -> None:
+        self.curriculum.validate()
+        if self.curriculum.schedule != "none" and self.curriculum.score != "length":
+            raise ConfigError(
+                f"data.curriculum.score={self.curriculum.score!r}: the classify task scores "
+                "its examples by 'length' only"
+            )
         if self.max_length < 1 or self.eval_batch_size < 1:
             raise ConfigError("data.max_length and data.eval_batch_size must be >= 1")
         if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
@@ -130,6 +140,8 @@ class ClassifyData:
     """Set up to train (not to load a trained run): ``model.init_from`` applies."""
     soft: torch.Tensor | None = None
     """(N_train, K) the teachers' softened distributions (``data.teachers``)."""
+    sampler: CurriculumSampler | None = None
+    """The curriculum of the training examples (``data.curriculum``), made at the first epoch."""
 
 
 def _sst_label(label: int, scheme: str) -> int | None:
@@ -360,14 +372,23 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
     ) -> Iterator[ClassifyBatch]:
         dcfg: ClassifyDataConfig = cfg.data
         tokens, labels = data.splits["train"]
-        order = bucket_batches(
-            [len(t) for t in tokens],
-            cfg.trainer.batch_size,
-            shuffle=True,
-            seed=cfg.trainer.seed * 100_003 + epoch,
-            # one batch per bucket: the shuffled order cut into consecutive batches
-            bucket_size_multiplier=BUCKET_SIZE_MULTIPLIER if dcfg.batching == "bucket" else 1,
-        )
+        tcfg = cfg.trainer
+        if dcfg.curriculum.schedule != "none":
+            if data.sampler is None:
+                data.sampler = CurriculumSampler(
+                    [float(len(t)) for t in tokens], dcfg.curriculum, tcfg.batch_size,
+                    tcfg.seed, tcfg.accumulate,
+                )  # fmt: skip
+            order = data.sampler.epoch(epoch)
+        else:
+            order = bucket_batches(
+                [len(t) for t in tokens],
+                tcfg.batch_size,
+                shuffle=True,
+                seed=tcfg.seed * 100_003 + epoch,
+                # one batch per bucket: the shuffled order cut into consecutive batches
+                bucket_size_multiplier=BUCKET_SIZE_MULTIPLIER if dcfg.batching == "bucket" else 1,
+            )
         for chosen in order:
             batch = self.make_batch(
                 cfg, data, [tokens[i] for i in chosen], [labels[i] for i in chosen]

@@ -40,6 +40,7 @@ from torch import nn
 from seqlab.config import ExperimentConfig
 from seqlab.contract import ModelSpec, move_to
 from seqlab.data.batching import Padded, bucket_batches, pad_batch
+from seqlab.data.curriculum import CurriculumConfig, CurriculumSampler
 from seqlab.data.parallel import SideTokenizer, TokenizerKind, train_subword_model
 from seqlab.data.readers import read_parallel
 from seqlab.data.sources import resolve
@@ -52,6 +53,7 @@ from seqlab.models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, save_data_report
+from seqlab.tasks.distill import teacher_config
 from seqlab.tasks.mt_scores import translation_scores
 from seqlab.train.device import module_device
 
@@ -88,8 +90,13 @@ class TranslateDataConfig:
     max_length_ratio: float = 1.5
     max_length_offset: int = 10
     """An output may take ``ratio * source tokens + offset`` steps."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """The order of the training pairs (:mod:`seqlab.data.curriculum`); scores ``length``
+    (source + target tokens), ``source_length`` or ``lm_loss`` (mean NLL per target token
+    under the finished translate run ``curriculum.run``, trained with the same vocabularies)."""
 
     def validate(self) -> None:
+        self.curriculum.validate()
         if self.source_lang == self.target_lang:
             raise ConfigError("data.source_lang and data.target_lang must differ")
         if min(self.vocab_size, self.max_length, self.max_source_length) < 1:
@@ -102,6 +109,8 @@ class Translator(Protocol):
     """What the task uses of a translation model (``seq2seq``, ``transformer``): the
     contract's loss, teacher-forced NLL, and ``seqlab.decode``'s StepDecodable after
     ``encode``."""
+
+    def __call__(self, batch: Seq2SeqBatch) -> tuple[torch.Tensor, Any]: ...
 
     def encode(self, source: Padded) -> tuple[Any, Any, Any]: ...
 
@@ -150,6 +159,8 @@ class TranslateData:
     # training asks for the same greedy output up to four times (the checkpoint metric, the
     # last evaluation's final metrics, then evaluate and final_metrics of the best weights).
     greedy: dict[tuple[str, tuple[float, ...]], list[str]] = field(default_factory=dict)
+    sampler: CurriculumSampler | None = None
+    """The curriculum of the training pairs, made at the first training epoch."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -351,14 +362,82 @@ class TranslateTask(TrainedTask[TranslateData]):
         self, cfg: ExperimentConfig, data: TranslateData, epoch: int
     ) -> Iterator[Seq2SeqBatch]:
         train = data.splits["train"]
-        lengths = [max(len(s), len(t)) for s, t in zip(train.source, train.target, strict=True)]
-        order = bucket_batches(
-            lengths, cfg.trainer.batch_size, shuffle=True, seed=cfg.trainer.seed * 100_003 + epoch
-        )
+        if cfg.data.curriculum.schedule != "none":
+            order = self.curriculum_sampler(cfg, data).epoch(epoch)
+        else:
+            lengths = [max(len(s), len(t)) for s, t in zip(train.source, train.target, strict=True)]
+            order = bucket_batches(
+                lengths,
+                cfg.trainer.batch_size,
+                shuffle=True,
+                seed=cfg.trainer.seed * 100_003 + epoch,
+            )
         for chosen in order:
             yield self.make_batch(
                 [train.source[i] for i in chosen], [train.target[i] for i in chosen]
             )
+
+    def curriculum_sampler(self, cfg: ExperimentConfig, data: TranslateData) -> CurriculumSampler:
+        """The curriculum of ``data.curriculum`` over the training pairs (made once)."""
+        if data.sampler is None:
+            ccfg: CurriculumConfig = cfg.data.curriculum
+            train = data.splits["train"]
+            if ccfg.score == "lm_loss":
+                assert ccfg.run is not None  # CurriculumConfig.validate
+                scores = self.scorer_losses(cfg, data, Path(ccfg.run))
+            elif ccfg.score == "source_length":
+                scores = [float(len(s)) for s in train.source]
+            else:
+                pairs = zip(train.source, train.target, strict=True)
+                scores = [float(len(s) + len(t)) for s, t in pairs]
+            tcfg = cfg.trainer
+            data.sampler = CurriculumSampler(
+                scores, ccfg, tcfg.batch_size, tcfg.seed, tcfg.accumulate
+            )
+        return data.sampler
+
+    def scorer_losses(self, cfg: ExperimentConfig, data: TranslateData, run: Path) -> list[float]:
+        """Mean NLL (nats per target token, EOS included) of each training pair under the
+        best model of the finished translate run ``run``, whose vocabularies must be this
+        run's (the pairs are scored as this run's token ids)."""
+        key = "data.curriculum.run"
+        scorer_cfg = teacher_config(self, run, cfg.trainer.device, key)
+        model, scored = self.load_trained(scorer_cfg, run)
+        sides = (
+            ("source", data.source_vocab, scored.source_vocab),
+            ("target", data.target_vocab, scored.target_vocab),
+        )
+        for side, mine, theirs in sides:
+            if mine.itos != theirs.itos:
+                raise ConfigError(
+                    f"{key}: {run} has another {side} vocabulary ({len(theirs)} entries, this "
+                    f"run {len(mine)}); train the scorer with the same data.tokenizer, "
+                    "vocab_size and training data"
+                )
+        train = data.splits["train"]
+        translator = cast(Translator, model)
+        device = module_device(model)
+        losses = [0.0] * len(train.source)
+        order = sorted(range(len(train.source)), key=lambda i: len(train.source[i]))
+        size = scorer_cfg.data.eval_batch_size
+        with torch.no_grad():
+            for start in range(0, len(order), size):
+                chosen = order[start : start + size]
+                batch = move_to(
+                    self.make_batch(
+                        [train.source[i] for i in chosen], [train.target[i] for i in chosen]
+                    ),
+                    device,
+                )
+                logits = translator(batch)[0]  # (B, T, V)
+                nll = torch.nn.functional.cross_entropy(
+                    logits.float().transpose(1, 2), batch.target_out,
+                    ignore_index=PAD_INDEX, reduction="none",
+                )  # fmt: skip  # (B, T)
+                tokens = (batch.target_out != PAD_INDEX).sum(1)  # (B,)
+                for i, value in zip(chosen, (nll.sum(1) / tokens).tolist(), strict=True):
+                    losses[i] = value
+        return losses
 
     # ----------------------------------------------------------------------- evaluation
 
