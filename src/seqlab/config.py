@@ -105,6 +105,19 @@ class OptimConfig:
     adversarial: AdversarialConfig | None = None
     """Adversarial training on the word embeddings (models with embeddings to perturb:
     the classify task's ``cnn`` and ``rnn``), e.g. ``{kind: at, epsilon: 1.0}``."""
+    freeze: tuple[str, ...] = ()
+    """Layer groups kept frozen (no gradient, no update), by name or prefix: ``[embedding,
+    rnn]`` for the RNN classifier's embedding and every recurrent layer. The groups of a
+    model: one per top-level module, one per recurrent layer (``seqlab.train.optim``)."""
+    freeze_epochs: int | None = None
+    """With ``freeze``: frozen for the first N epochs, then fine-tuned with the rest
+    (None: frozen for the whole run)."""
+    gradual_unfreeze: bool = False
+    """ULMFiT's gradual unfreezing (Howard & Ruder, 2018): in epoch e (from 0) only the top
+    e + 1 layer groups train; one more group, from the top down, each epoch."""
+    layer_lr_decay: float = 1.0
+    """Discriminative learning rates (ULMFiT: 2.6): the layer group at depth k below the
+    top (output) group learns at ``lr / layer_lr_decay^k``; 1: one lr for every group."""
 
     def validate(self) -> None:
         """Reject the values torch's optimizers and schedules would refuse (or that diverge)."""
@@ -124,6 +137,7 @@ class OptimConfig:
             ("patience", self.patience, self.patience >= 0, ">= 0"),
             ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, ">= 0"),
             ("min_lr", self.min_lr, self.min_lr >= 0, ">= 0"),
+            ("layer_lr_decay", self.layer_lr_decay, self.layer_lr_decay > 0, "> 0"),
         ]
         for key, value, ok, wanted in checks:
             if not math.isfinite(value):
@@ -138,6 +152,11 @@ class OptimConfig:
             raise ConfigError(
                 "optim.nesterov needs optim.name: sgd and optim.momentum > 0 "
                 f"(got name {self.name}, momentum {self.momentum})"
+            )
+        if self.freeze_epochs is not None and (self.freeze_epochs < 1 or not self.freeze):
+            raise ConfigError(
+                "optim.freeze_epochs needs optim.freeze (the groups it unfreezes) and must be "
+                f">= 1, got {self.freeze_epochs} with freeze {list(self.freeze)}"
             )
         if self.schedule == "piecewise":
             starts = [start for start, _ in self.lr_epochs]

@@ -102,6 +102,7 @@ def test_classifier_starts_from_the_encoder(sa_run: tuple[Path, Path], tmp_path:
     task = TASKS.get("classify")
     prepared = task.setup(cfg, tmp_path / "cls", train=True)
     model = task.build_model(cfg, prepared)
+    task.start_model(cfg, model, prepared)
     encoder = load_file(str(run / "best.safetensors"))
     sa_vocab = Vocab.load(run / "vocab.json")
     for word in ("dull", "film", "thin"):
@@ -119,16 +120,19 @@ def test_init_from_mismatches_are_clear(sa_run: tuple[Path, Path], tmp_path: Pat
     run, data = sa_run
     task = TASKS.get("classify")
     for model, message in [
-        ({"hidden_size": 8}, r"encoder weight_ih_l0 is \(128, 16\) there, \(32, 16\) here"),
+        ({"hidden_size": 8}, "hidden_size 32 there, 8 here"),
+        ({"num_layers": 2}, "num_layers 1 there, 2 here"),
         ({"embedding_size": 8}, "embedding_size 16 there, 8 here"),
         ({"cell": "gru"}, "cell lstm there, gru here"),
     ]:
         cfg = load_config(classifier_config(tmp_path, data, init_from=str(run), **model))
+        prepared = task.setup(cfg, tmp_path / "cls", train=True)
         with pytest.raises(ConfigError, match=message):
-            task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))
+            task.start_model(cfg, task.build_model(cfg, prepared), prepared)
     cfg = load_config(classifier_config(tmp_path, data, init_from=str(tmp_path)))
+    prepared = task.setup(cfg, tmp_path / "cls", train=True)
     with pytest.raises(ConfigError, match="not a run dir"):
-        task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))
+        task.start_model(cfg, task.build_model(cfg, prepared), prepared)
 
 
 def test_a_backward_encoder_starts_the_backward_direction(
@@ -144,12 +148,15 @@ def test_a_backward_encoder_starts_the_backward_direction(
     (backward / "config.yaml").write_text(yaml.safe_dump(config))
     task = TASKS.get("classify")
     cfg = load_config(classifier_config(tmp_path, data, init_from=str(backward)))
-    model = task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))
+    prepared = task.setup(cfg, tmp_path / "cls", train=True)
+    model = task.build_model(cfg, prepared)
+    task.start_model(cfg, model, prepared)
     encoder = load_file(str(run / "best.safetensors"))
     torch.testing.assert_close(model.rnn.weight_hh_l0_reverse, encoder["encoder.weight_hh_l0"])
     assert not torch.equal(model.rnn.weight_hh_l0, encoder["encoder.weight_hh_l0"])
     cfg = load_config(
         classifier_config(tmp_path, data, init_from=str(backward), bidirectional=False)
     )
+    prepared = task.setup(cfg, tmp_path / "cls", train=True)
     with pytest.raises(ConfigError, match="reads backwards"):
-        task.build_model(cfg, task.setup(cfg, tmp_path / "cls", train=True))
+        task.start_model(cfg, task.build_model(cfg, prepared), prepared)

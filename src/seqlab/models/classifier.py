@@ -80,9 +80,11 @@ class RNNClassifierConfig:
     """Initial embedding: ``normal`` N(0, 1) (torch's default), or ``uniform`` U(-0.25, 0.25)
     as Kim (2014) initialises words without pretrained vectors."""
     init_from: str | None = None
-    """A ``seq_autoencode`` run dir: start the embedding (the words both vocabularies
-    share) and the recurrent layers (the forward direction) from its encoder, then
-    fine-tune everything (Dai & Le, 2015). Cell, sizes and layers must match."""
+    """A run dir to start from (``tasks/transfer.py``): a ``word2vec`` run's vectors, or the
+    embedding (the words both vocabularies share) and recurrent layers of an ``lm_rnn``
+    language model (ULMFiT) or a ``seq_autoencode`` encoder (Dai & Le, 2015; a backwards
+    encoder starts the backward direction). Cell, sizes and layers must match. Everything
+    is then trained, unless ``optim.freeze`` / ``optim.gradual_unfreeze`` say otherwise."""
 
     def validate(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -230,55 +232,6 @@ class RNNClassifier(SentenceClassifier):
 
     def logits_from_embeddings(self, batch: ClassifyBatch, embedded: Tensor) -> Tensor:
         return self.out(self.dropout(self.encode(batch, embedded)))
-
-    def load_encoder(
-        self,
-        itos: Sequence[str],
-        encoder_itos: Sequence[str],
-        weights: dict[str, Tensor],
-        source: str,
-        backward: bool = False,
-    ) -> str:
-        """Copy a sequence autoencoder's encoder: ``weights`` holds ``embedding.weight``
-        (rows in ``encoder_itos`` order) and ``encoder.*`` (the recurrent layers, named as
-        ``self.rnn``'s forward direction). ``backward``: the encoder read sentences
-        backwards, so it becomes this network's backward direction (which must exist).
-        Returns a one-line report."""
-        if backward and not self.cfg.bidirectional:
-            raise ConfigError(
-                f"model.init_from {source}: its encoder reads backwards "
-                "(reverse_source); it needs model.bidirectional: true"
-            )
-        rows = {word: i for i, word in enumerate(encoder_itos)}
-        embedding = weights["embedding.weight"]
-        if embedding.size(1) != self.embedding.embedding_dim:
-            raise ConfigError(
-                f"model.init_from {source}: embedding_size {embedding.size(1)} there, "
-                f"{self.embedding.embedding_dim} here"
-            )
-        shared = [(i, rows[w]) for i, w in enumerate(itos) if w in rows and i != 0]
-        copied = 0
-        with torch.no_grad():
-            mine = torch.tensor([i for i, _ in shared], dtype=torch.long)
-            theirs = torch.tensor([j for _, j in shared], dtype=torch.long)
-            self.embedding.weight[mine] = embedding[theirs].to(self.embedding.weight)
-            for name, param in self.rnn.named_parameters():
-                if name.endswith("_reverse") != backward:
-                    continue  # the autoencoder has one direction
-                key = f"encoder.{name.removesuffix('_reverse')}"
-                if key not in weights or weights[key].shape != param.shape:
-                    got = tuple(weights[key].shape) if key in weights else "missing"
-                    raise ConfigError(
-                        f"model.init_from {source}: encoder {name} is {got} there, "
-                        f"{tuple(param.shape)} here; cell, hidden_size and num_layers must match"
-                    )
-                param.copy_(weights[key])
-                copied += 1
-        return (
-            f"init_from {source}: {len(shared)} of {len(itos) - 1} words and {copied} "
-            f"recurrent tensors ({'backward' if backward else 'forward'} direction) from the "
-            "autoencoder's encoder"
-        )
 
 
 class TextCNN(SentenceClassifier):

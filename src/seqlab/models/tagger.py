@@ -60,6 +60,11 @@ class TaggerConfig:
     output: Literal["softmax", "crf"] = "softmax"
     aux_weight: float = 1.0
     """Weight of the auxiliary tag loss (used when the data gives a second tag column)."""
+    init_from: str | None = None
+    """A run dir to start from (``tasks/transfer.py``): a ``word2vec`` run's vectors, or the
+    word embedding and recurrent layers of an ``lm_rnn`` language model or ``seq_autoencode``
+    encoder (cell, sizes and layers must match; the character-feature inputs of layer 0
+    keep their random start)."""
 
     def validate(self) -> None:
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_dropout < 1.0:

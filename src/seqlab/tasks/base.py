@@ -151,6 +151,10 @@ class TrainedTask(Task[DataT]):
         model: nn.Module = self.models.get(cfg.model.name).build(cfg, data)
         return model
 
+    def start_model(self, cfg: ExperimentConfig, model: nn.Module, data: DataT) -> None:
+        """Start a freshly built model before training (not when resuming or loading a
+        trained run): ``model.init_from`` (``tasks/transfer.py``) where the task has it."""
+
     @abstractmethod
     def train_batches(self, cfg: ExperimentConfig, data: DataT, epoch: int) -> Iterable[Any]:
         """The training batches of ``epoch``, the same every time for the same epoch."""
@@ -186,6 +190,8 @@ class TrainedTask(Task[DataT]):
             lambda: self.setup(cfg, run_dir, train=False, fold=fold),
         )
         model = self.build_model(cfg, data).to(cfg.trainer.device)
+        if not resume:  # a resumed run's checkpoint holds the weights
+            self.start_model(cfg, model, data)
         trainer = Trainer(
             model,
             cfg,

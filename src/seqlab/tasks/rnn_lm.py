@@ -59,6 +59,10 @@ class RNNLMDataConfig:
     """For single-file datasets: the last fraction validates."""
     max_tokens: int | None = None
     """Use only the first N training tokens (quick experiments)."""
+    max_vocab: int | None = None
+    """Word level: keep the most frequent training words, this many entries with ``<unk>``
+    and ``<eos>`` (the rest read as ``<unk>``, counted in ``{split}_oov``); None: every
+    training word (PTB is already cut to 10k)."""
     random_offset: bool = False
     """Start each epoch's training windows at a random offset in [0, bptt) (seeded), so
     window boundaries move between epochs (for models without state between windows)."""
@@ -74,6 +78,11 @@ class RNNLMDataConfig:
             raise ConfigError("data.eval_block_size must be >= 0 (0: off)")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError("data.val_fraction must be in (0, 0.5)")
+        if self.max_vocab is not None and (self.level == "char" or self.max_vocab < 3):
+            raise ConfigError(
+                "data.max_vocab needs data.level: word and at least 3 entries "
+                f"(<unk>, <eos> and a word), got {self.max_vocab} at level {self.level}"
+            )
 
 
 RNN_LM_MODELS: Registry[ModelSpec[LMData]] = Registry("language model")
@@ -166,7 +175,7 @@ class RNNLMTask(TrainedTask[LMData]):
             streams["train"] = streams["train"][: dcfg.max_tokens]
         if train:
             specials = () if dcfg.level == "char" else (UNK, EOS)
-            vocab = Vocab.build([streams["train"]], specials=specials)
+            vocab = Vocab.build([streams["train"]], specials=specials, max_size=dcfg.max_vocab)
             vocab.save(RunDir(run_dir).vocab)
         else:
             vocab = Vocab.load(RunDir(run_dir).vocab)

@@ -21,11 +21,10 @@ from typing import Literal, cast
 
 import torch
 from rich.console import Console
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from seqlab.config import ExperimentConfig, read_yaml
+from seqlab.config import ExperimentConfig
 from seqlab.contract import ModelSpec, contract, move_to
 from seqlab.data.batching import BUCKET_SIZE_MULTIPLIER, bucket_batches, pad_batch
 from seqlab.data.curriculum import CurriculumConfig, CurriculumSampler
@@ -48,6 +47,7 @@ from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, load_labels, save_data_report, save_labels
 from seqlab.tasks.bow_classify import split_indices
 from seqlab.tasks.distill import teacher_probs
+from seqlab.tasks.transfer import start_from
 from seqlab.train.device import module_device
 
 FINE_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -136,8 +136,6 @@ class ClassifyData:
     labels: list[str]
     splits: dict[str, Examples]
     report: dict[str, int]
-    fresh: bool = False
-    """Set up to train (not to load a trained run): ``model.init_from`` applies."""
     soft: torch.Tensor | None = None
     """(N_train, K) the teachers' softened distributions (``data.teachers``)."""
     sampler: CurriculumSampler | None = None
@@ -224,29 +222,6 @@ def subset(examples: Examples, fraction: float, seed: int) -> Examples:
     return [tokens[i] for i in kept], [labels[i] for i in kept]
 
 
-def read_encoder(run_dir: Path, cell: str) -> tuple[list[str], dict[str, torch.Tensor], bool]:
-    """The vocabulary and weights of a finished ``seq_autoencode`` run (``model.init_from``)
-    and whether its encoder read sentences backwards."""
-    files = RunDir(run_dir)
-    if not files.config.is_file():
-        raise ConfigError(f"model.init_from {run_dir}: not a run dir (no config.yaml)")
-    config = read_yaml(files.config)
-    if config.get("task") != "seq_autoencode":
-        raise ConfigError(
-            f"model.init_from {run_dir}: a {config.get('task')!r} run; it must be a "
-            "seq_autoencode run"
-        )
-    source_cell = (config.get("model") or {}).get("cell", "lstm")
-    if source_cell != cell:
-        raise ConfigError(f"model.init_from {run_dir}: cell {source_cell} there, {cell} here")
-    if not files.best_weights.is_file():
-        raise ConfigError(
-            f"model.init_from {run_dir}: no {files.best_weights.name}; train it first"
-        )
-    backward = bool((config.get("model") or {}).get("reverse_source", False))
-    return Vocab.load(files.vocab).itos, load_file(str(files.best_weights)), backward
-
-
 class SentenceClassifyTask(TrainedTask[ClassifyData]):
     name = "classify"
     data_config = ClassifyDataConfig
@@ -327,7 +302,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 dcfg.temperature,
                 cfg.trainer.device,
             )
-        return ClassifyData(vocab, label_names, splits, report, fresh=train, soft=soft)
+        return ClassifyData(vocab, label_names, splits, report, soft=soft)
 
     def setup_eval(
         self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
@@ -345,14 +320,10 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         if vectors is not None:
             report = cast(SentenceClassifier, model).load_vectors(data.vocab.itos, vectors)
             Console(stderr=True).print(str(report), highlight=False)
-        init_from = getattr(cfg.model, "init_from", None)
-        if init_from is not None and data.fresh:
-            itos, weights, backward = read_encoder(Path(init_from), cfg.model.cell)
-            line = cast(RNNClassifier, model).load_encoder(
-                data.vocab.itos, itos, weights, init_from, backward
-            )
-            Console(stderr=True).print(line, highlight=False)
         return model
+
+    def start_model(self, cfg: ExperimentConfig, model: nn.Module, data: ClassifyData) -> None:
+        start_from(cfg, model, data.vocab.itos)
 
     def make_batch(
         self,

@@ -51,6 +51,7 @@ from seqlab.models.tagger import Tagger, TaggerBatch, TaggerConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, save_data_report
+from seqlab.tasks.transfer import start_from
 from seqlab.train.device import module_device
 
 SPLIT_ROLES = {"train": "train", "val": "dev", "test": "test"}
@@ -198,6 +199,9 @@ class TaggingTask(TrainedTask[TaggingData]):
     data_config = TaggingDataConfig
     models = TAGGING_MODELS
     default_model = "tagger"
+
+    def start_model(self, cfg: ExperimentConfig, model: nn.Module, data: TaggingData) -> None:
+        start_from(cfg, model, data.vocab.itos)
 
     def setup(
         self, cfg: ExperimentConfig, run_dir: Path, *, train: bool, fold: int | None = None

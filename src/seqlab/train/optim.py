@@ -1,22 +1,131 @@
-"""Optimizers and L1/L2 penalties, built from ``OptimConfig`` (schedules: ``schedules.py``)."""
+"""Optimizers, their parameter groups, freezing, and L1/L2 penalties, built from
+``OptimConfig`` (schedules: ``schedules.py``).
+
+**Layer groups.** :func:`layer_groups` cuts any model's parameters into groups, input
+first: one per top-level module in the order the model registers them, and one per layer
+of a recurrent stack that is a top-level module (its ``*_l{k}`` parameters: ``rnn.l0``,
+``rnn.l1``). For the RNN classifier: ``embedding``, ``rnn.l0``, ..., ``out``. Fine-tuning
+(Howard & Ruder, 2018, ULMFiT) acts on these groups:
+
+* discriminative learning rates (``optim.layer_lr_decay`` = d): group g at depth k from the
+  top (the output layer has k = 0) learns at ``lr / d^k``, one optimizer parameter group
+  each, so every schedule scales them together;
+* freezing (``optim.freeze``: group names or their prefixes, ``rnn`` = every ``rnn.l*``):
+  frozen for the whole run, or for the first ``optim.freeze_epochs`` epochs;
+* gradual unfreezing (``optim.gradual_unfreeze``): in epoch e (from 0) only the top e + 1
+  groups train.
+
+A frozen parameter has ``requires_grad`` off, so it gets no gradient, no optimizer update
+(its optimizer state waits) and no L1/L2 penalty; :class:`Freezer` sets it at each epoch's
+start from the epoch alone, so a resumed run freezes as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
 from seqlab.config import OptimConfig
+from seqlab.errors import ConfigError
+
+_LAYER = re.compile(r"_l(\d+)(_reverse)?$")
+
+LayerGroups = list[tuple[str, list[nn.Parameter]]]
+
+
+def layer_groups(model: nn.Module) -> LayerGroups:
+    """``[(name, parameters), ...]`` input first (see the module docstring); shared
+    (tied) parameters count once, in the group where they first appear."""
+    groups: dict[str, list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        layer = _LAYER.search(parts[-1]) if len(parts) == 2 else None
+        key = f"{parts[0]}.l{layer.group(1)}" if layer else parts[0]
+        groups.setdefault(key, []).append(param)
+    return list(groups.items())
+
+
+def _selected(groups: LayerGroups, names: Iterable[str], key: str) -> set[str]:
+    """The group names that ``names`` pick (a name or a prefix ending before a dot)."""
+    picked = set()
+    for wanted in names:
+        hits = {g for g, _ in groups if g == wanted or g.startswith(f"{wanted}.")}
+        if not hits:
+            known = ", ".join(g for g, _ in groups)
+            raise ConfigError(f"{key}: {wanted!r} names no layer group; the model has {known}")
+        picked |= hits
+    return picked
+
+
+def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: one of every parameter at ``optim.lr``, or with
+    ``optim.layer_lr_decay`` one per layer group at ``lr / decay^depth``."""
+    if cfg.layer_lr_decay == 1.0:
+        return [{"params": list(model.parameters())}]
+    groups = layer_groups(model)
+    top = len(groups) - 1
+    return [
+        {"params": params, "lr": cfg.lr / cfg.layer_lr_decay ** (top - i), "name": name}
+        for i, (name, params) in enumerate(groups)
+    ]
+
+
+class Freezer:
+    """Sets ``requires_grad`` of ``model``'s layer groups for each epoch from
+    ``optim.freeze``, ``optim.freeze_epochs`` and ``optim.gradual_unfreeze``. Parameters
+    that were frozen when it was made (a CNN's static embedding) stay frozen."""
+
+    def __init__(self, model: nn.Module, cfg: OptimConfig) -> None:
+        self.groups = [(n, [p for p in ps if p.requires_grad]) for n, ps in layer_groups(model)]
+        self.frozen = _selected(self.groups, cfg.freeze, "optim.freeze")
+        self.until = cfg.freeze_epochs
+        self.gradual = cfg.gradual_unfreeze
+
+    @property
+    def active(self) -> bool:
+        return bool(self.frozen) or self.gradual
+
+    @property
+    def changes(self) -> bool:
+        """Whether some parameters are unfrozen during training."""
+        return self.gradual or (bool(self.frozen) and self.until is not None)
+
+    def trainable(self, epoch: int) -> list[str]:
+        """The layer groups that train in ``epoch`` (from 0), input first."""
+        top = len(self.groups) - 1
+        names = []
+        for i, (name, _) in enumerate(self.groups):
+            held = name in self.frozen and (self.until is None or epoch < self.until)
+            if not held and not (self.gradual and top - i > epoch):
+                names.append(name)
+        return names
+
+    def apply(self, epoch: int) -> None:
+        trainable = set(self.trainable(epoch))
+        for name, params in self.groups:
+            for param in params:
+                param.requires_grad_(name in trainable)
 
 
 def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum / Nesterov), AdaGrad, Adadelta, RMSProp, Adam or AdamW.
+    """SGD (momentum / Nesterov), AdaGrad, Adadelta, RMSProp, Adam or AdamW over
+    ``params``: parameters, or parameter groups (dicts, :func:`param_groups`).
 
-    L2 is handled by :func:`penalty` as ``l2/2 * ||w||^2`` on the loss for every optimizer
-    except AdamW, where ``l2`` is the decoupled weight decay (Loshchilov & Hutter).
+    Parameters frozen now (``requires_grad`` off) are left out. L2 is handled by
+    :func:`penalty` as ``l2/2 * ||w||^2`` on the loss for every optimizer except AdamW,
+    where ``l2`` is the decoupled weight decay (Loshchilov & Hutter).
     """
-    params = [p for p in params if p.requires_grad]
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+        params = [g for g in groups if g["params"]]
+        tensors = [p for g in params for p in g["params"]]
+    else:
+        params = tensors = [p for p in params if p.requires_grad]
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.name == "adagrad":
@@ -29,8 +138,8 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
         )
     # Adam's fused kernel does the same update as the default multi-tensor one in a single
     # pass over memory: about 3x faster on CPU, which is 5-10% of a small model's step.
-    fused = bool(params) and all(
-        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
+    fused = bool(tensors) and all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors
     )
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)

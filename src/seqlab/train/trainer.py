@@ -51,7 +51,7 @@ from seqlab.train.checkpoint import (
     set_rng_state,
 )
 from seqlab.train.device import module_device
-from seqlab.train.optim import build_optimizer, penalty
+from seqlab.train.optim import Freezer, build_optimizer, param_groups, penalty
 from seqlab.train.schedules import Schedule
 
 Metrics = Callable[[nn.Module], dict[str, float]]
@@ -169,7 +169,16 @@ class Trainer:
             if self.ctx.active:
                 raise ConfigError("optim.adversarial is not supported in a process group yet")
         self.device = module_device(model, cfg.trainer.device)
-        self.optimizer = build_optimizer(model.parameters(), cfg.optim)
+        self.optimizer = build_optimizer(param_groups(model, cfg.optim), cfg.optim)
+        self.freezer = Freezer(model, cfg.optim)
+        if self.freezer.changes and self.ctx.active:
+            raise ConfigError(
+                "optim.freeze_epochs and optim.gradual_unfreeze change which parameters "
+                "train during the run, which torch's DistributedDataParallel does not allow; "
+                "train them in one process"
+            )
+        self._trainable: list[str] | None = None  # the layer groups training now
+        self._freeze(0)  # before DistributedDataParallel reads which parameters train
         self.schedule = Schedule(self.optimizer, cfg.optim, cfg.trainer.max_steps)
         self.state = TrainState()
         precision = cfg.trainer.precision
@@ -299,6 +308,7 @@ class Trainer:
             task_id = progress.add_task("train", total=None, loss=float("nan"), rate=0.0)
             while st.epoch < tcfg.epochs and not st.done:
                 self.model.train()
+                self._freeze(st.epoch)
                 self._read_back()  # the last epoch's unread steps (a non-finite loss raises)
                 self._window_loss = 0.0
                 window_n, start = 0, time.perf_counter()
@@ -351,6 +361,24 @@ class Trainer:
                     self._evaluate(loss, self._rate(window_n, start), last=st.done)
             st.done = True
             self.save()
+
+    def _freeze(self, epoch: int) -> None:
+        """Freeze and unfreeze the layer groups for ``epoch`` (``optim.freeze``,
+        ``optim.gradual_unfreeze``), saying so when the set changes."""
+        if not self.freezer.active:
+            return
+        trainable = self.freezer.trainable(epoch)
+        if not trainable:
+            raise ConfigError(
+                f"optim.freeze leaves nothing to train in epoch {epoch + 1} (the model's "
+                f"groups: {', '.join(n for n, _ in self.freezer.groups)})"
+            )
+        self.freezer.apply(epoch)
+        if trainable != self._trainable:
+            self.console.print(
+                f"epoch {epoch + 1}: training {', '.join(trainable)}", highlight=False
+            )
+            self._trainable = trainable
 
     def _mean_loss(self, window_n: int) -> float:
         """The mean training loss of this epoch so far (read back from the device); over
