@@ -484,12 +484,14 @@ class LatentGANTask(FittedTask[LatentGANData]):
     def write_report(
         self, cfg: ExperimentConfig, model: LatentGAN, data: LatentGANData, split: str
     ) -> None:
-        """The first 20 sentences of each source into ``samples_{split}.json``."""
+        """The first 20 sentences of each source into ``samples_{split}.json``
+        (``samples_{split}_sample.json`` with ``data.decode: sample``)."""
         payload = {
             source: [" ".join(s) for s in sentences[:20]]
             for source, sentences in self.sources(cfg, model, data, split).items()
         }
-        atomic_write_text(RunDir(data.run_dir).samples(split), json.dumps(payload, indent=2) + "\n")
+        name = split if cfg.data.decode == "greedy" else f"{split}_sample"
+        atomic_write_text(RunDir(data.run_dir).samples(name), json.dumps(payload, indent=2) + "\n")
 
     def predict(
         self, cfg: ExperimentConfig, model: LatentGAN, data: LatentGANData, lines: Iterable[str]
