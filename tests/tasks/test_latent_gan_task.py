@@ -114,6 +114,14 @@ def test_trains_evaluates_and_generates(runs: tuple[Path, Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     again = json.loads(result.output.strip().splitlines()[-1])
     assert again["val_gan_fppl"] == pytest.approx(metrics["val_gan_fppl"])
+    # sampled decoding: a data.* override of the finished run, its samples kept apart
+    args = ["eval", str(tmp / "gan"), "--split", "val", "--set", "data.decode=sample", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sampled = json.loads(result.output.strip().splitlines()[-1])
+    assert sampled["val_real_fppl"] == pytest.approx(metrics["val_real_fppl"])
+    assert sampled["val_gan_fppl"] != pytest.approx(metrics["val_gan_fppl"])
+    assert (tmp / "gan" / "samples_val_sample.json").is_file()
     result = runner.invoke(app, ["generate", str(tmp / "gan"), "--max-tokens", "10", "--json"])
     assert result.exit_code == 0, result.output
     text = json.loads(result.output.strip().splitlines()[-1])["text"]
