@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seqlab.metrics import edit_distance, error_rate
+from seqlab.metrics import distinct_n, edit_distance, error_rate
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,12 @@ def test_digit_error_rate_sums_over_references() -> None:
     assert error_rate(["99999"], ["1"]) == pytest.approx(5.0)  # insertions can exceed 100%
     with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
         error_rate(["1", "2"], ["1"])
+
+
+def test_distinct_n_by_hand() -> None:
+    sentences = [["a", "good", "film"], ["a", "good", "plot"], ["film"]]
+    # unigrams: a good film a good plot film -> 7 tokens, 4 distinct
+    assert distinct_n(sentences, 1) == pytest.approx(4 / 7)
+    # bigrams: (a good) (good film) (a good) (good plot) -> 4, 3 distinct; "film" has none
+    assert distinct_n(sentences, 2) == pytest.approx(3 / 4)
+    assert distinct_n([["x"]], 2) == 0.0 and distinct_n([], 1) == 0.0

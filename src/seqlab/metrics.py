@@ -34,3 +34,11 @@ def error_rate(
     if total == 0:
         raise ValueError("error rate of empty references")
     return sum(edit_distance(h, r) for h, r in zip(hypotheses, references, strict=True)) / total
+
+
+def distinct_n(sentences: Sequence[Sequence[object]], n: int) -> float:
+    """distinct-n (Li et al., 2016): the number of distinct n-grams over all sentences
+    divided by the number of n-grams (0 when there are none). The share depends on how
+    many sentences are pooled: compare sets of equal size."""
+    grams = [tuple(s[i : i + n]) for s in sentences for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0

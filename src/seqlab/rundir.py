@@ -152,3 +152,8 @@ class RunDir:
     def plot(self, kind: str, suffix: str = ".png") -> Path:
         """Where ``seqlab plot --kind KIND`` writes by default."""
         return self.path / f"{kind}{suffix}"
+
+    def samples(self, split: str) -> Path:
+        """A latent GAN's generated sentences and its references' (``split``: which
+        held-out sentences and which draw)."""
+        return self.path / f"samples_{split}.json"

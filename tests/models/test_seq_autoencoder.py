@@ -120,3 +120,27 @@ def test_feed_code_gives_every_decoder_step_the_code() -> None:
     assert_overfits(model, batch, steps=400, lr=0.02, below=0.02)
     model.eval()
     assert model.predict(batch) == ROWS
+
+
+@pytest.mark.parametrize(("cell", "layers"), [("lstm", 2), ("gru", 1)])
+def test_code_round_trip_and_decoding_from_codes(cell: str, layers: int) -> None:
+    model = build(
+        SeqAutoencoderConfig(embedding_size=8, hidden_size=16, cell=cell, num_layers=layers)
+    )
+    model.eval()
+    batch = batch_of(ROWS)
+    state = model.encode(batch.source)
+    code = model.state_to_code(state)
+    assert code.shape == (len(ROWS), model.code_size())
+    assert model.code_size() == (2 if cell == "lstm" else 1) * layers * 16
+    back = model.code_to_state(code)
+    pairs = zip(back, state, strict=True) if cell == "lstm" else [(back, state)]
+    for got, want in pairs:
+        assert torch.equal(got, want)
+    # greedy decoding from the codes is predict; sampling at a tiny temperature is greedy
+    limit = int(batch.source.lengths.max()) + CFG.max_decode + 1
+    assert model.decode(back, limit) == model.predict(batch)
+    cold = model.decode(back, limit, 1e-4, torch.Generator().manual_seed(0))
+    assert cold == model.predict(batch)
+    hot = [model.decode(back, limit, 5.0, torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert hot[0] == hot[1] != hot[2]

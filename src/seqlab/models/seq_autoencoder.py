@@ -133,23 +133,62 @@ class SeqAutoencoder(nn.Module):
     def predict(self, batch: SeqAEBatch) -> list[list[int]]:
         """Greedy reconstruction of each sentence (without its <eos>): the decoder is fed
         its own previous choice, for at most the source length + ``max_decode`` words."""
-        state = self.encode(batch.source)
-        code = state
-        size = batch.source.ids.size(0)
         limit = int(batch.source.lengths.max()) + self.cfg.max_decode + 1
-        token = torch.full((size,), self.bos, dtype=torch.long, device=batch.source.ids.device)
+        return self.decode(self.encode(batch.source), limit)
+
+    @torch.no_grad()
+    def decode(
+        self,
+        state: State,
+        limit: int,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
+        """Sentences written from the decoder start states ``state`` ((L, B, H); LSTM: h,
+        c), each stopped at <eos> (left out) or after ``limit`` words: the most likely word
+        at each step (``temperature`` 0) or one drawn from softmax(logits / temperature)
+        with ``generator``."""
+        code = state
+        h = state[0] if isinstance(state, tuple) else state
+        size = h.size(1)
+        token = torch.full((size,), self.bos, dtype=torch.long, device=h.device)
         done = torch.zeros(size, dtype=torch.bool, device=token.device)
         chosen = []
         for _ in range(limit):
             inputs = self._decoder_inputs(self.embedding(token)[:, None, :], code)
             out, state = self.decoder(inputs, state)  # (B, 1, H)
-            token = self.output(out[:, 0]).argmax(-1)  # (B,)
+            logits = self.output(out[:, 0])  # (B, V)
+            if temperature == 0:
+                token = logits.argmax(-1)  # (B,)
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator)[:, 0]
             chosen.append(torch.where(done, self.eos, token))
             done |= token == self.eos
             if bool(done.all()):
                 break
         steps = torch.stack(chosen, 1).tolist()  # (B, <= limit)
         return [row[: row.index(self.eos)] if self.eos in row else row for row in steps]
+
+    def code_size(self) -> int:
+        """D, the size of a sentence's code: the decoder's start state flattened (LSTM: h
+        and c of every layer, 2 L H; GRU: L H)."""
+        per_layer = 2 if self.cfg.cell == "lstm" else 1
+        return per_layer * self.cfg.num_layers * self.cfg.hidden_size
+
+    def state_to_code(self, state: State) -> Tensor:
+        """(L, B, H) state (LSTM: h, c) -> (B, D) codes: [h_1 .. h_L, c_1 .. c_L]."""
+        parts = state if isinstance(state, tuple) else (state,)
+        return torch.cat([layer for part in parts for layer in part], dim=-1)
+
+    def code_to_state(self, code: Tensor) -> State:
+        """(B, D) codes -> the decoder start state (L, B, H) (LSTM: h, c);
+        the inverse of :meth:`state_to_code`."""
+        layers = code.view(code.size(0), -1, self.cfg.hidden_size).transpose(0, 1)  # (P L, B, H)
+        if self.cfg.cell != "lstm":
+            return layers.contiguous()
+        h, c = layers.chunk(2, dim=0)
+        return h.contiguous(), c.contiguous()
 
 
 def reverse_padded(source: Padded) -> Tensor:

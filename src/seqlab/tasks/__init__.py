@@ -11,6 +11,7 @@ from seqlab.tasks.base import Task
 from seqlab.tasks.bow_classify import BowClassifyTask
 from seqlab.tasks.caption import CaptionTask
 from seqlab.tasks.char_mlp_lm import CharMLPLMTask
+from seqlab.tasks.latent_gan import LatentGANTask
 from seqlab.tasks.ngram_lm import NGramLMTask
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.tasks.sentence_classify import SentenceClassifyTask
@@ -36,5 +37,6 @@ TASKS.register("speech", SpeechTask())
 TASKS.register("caption", CaptionTask())
 TASKS.register("seq_autoencode", SeqAutoencodeTask())
 TASKS.register("translate", TranslateTask())
+TASKS.register("latent_gan", LatentGANTask())
 
 __all__ = ["TASKS", "Task"]
