@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from rich.console import Console
 from torch import nn
 
-from seqlab.config import ExperimentConfig
+from seqlab.config import ExperimentConfig, TrainerConfig, build_dataclass, read_yaml
 from seqlab.contract import ModelSpec
 from seqlab.errors import ConfigError, RunDirError
 from seqlab.io import atomic_write_text
@@ -35,6 +35,34 @@ from seqlab.train.checkpoint import load_weights
 from seqlab.train.trainer import Trainer, seed_everything, set_threads
 
 DataT = TypeVar("DataT")
+
+
+def finished_run_config(task: Any, run_dir: Path, key: str, device: str) -> ExperimentConfig:
+    """The config of the finished ``task`` run in ``run_dir``, on ``device``: for a run that
+    another run's config names (a teacher, a curriculum's scorer, a GAN's autoencoder and
+    language model). ``key`` is that config key; every error names it and the run dir."""
+    files = RunDir(run_dir)
+    if not files.config.is_file():
+        raise ConfigError(
+            f"{key}: {run_dir} is not a run dir (no config.yaml), so not a finished run dir"
+        )
+    raw = read_yaml(files.config)
+    if raw.get("task") != task.name:
+        raise ConfigError(f"{key}: {run_dir} is a {raw.get('task')!r} run; it must be {task.name}")
+    if not files.best_weights.is_file():
+        raise ConfigError(
+            f"{key}: {run_dir} is not a finished run dir (no {files.best_weights.name}); "
+            "train it first"
+        )
+    model_raw = dict(raw.get("model") or {})
+    spec = task.models.get(str(model_raw.get("name", task.default_model)))
+    trainer = build_dataclass(TrainerConfig, raw.get("trainer"), "trainer")
+    return ExperimentConfig(
+        task=task.name,
+        data=build_dataclass(task.data_config, raw.get("data"), "data"),
+        model=build_dataclass(spec.config, model_raw, "model"),
+        trainer=TrainerConfig(**(trainer.__dict__ | {"device": device})),
+    )
 
 
 class Task(ABC, Generic[DataT]):

@@ -21,42 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqlab.config import ExperimentConfig, TrainerConfig, build_dataclass, read_yaml
 from seqlab.contract import move_to
 from seqlab.errors import ConfigError
 from seqlab.nn.distill import soften
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import load_labels
+from seqlab.tasks.base import finished_run_config, load_labels
 from seqlab.train.device import module_device
-
-
-def teacher_config(
-    task: Any, run_dir: Path, device: str, key: str = "data.teachers"
-) -> ExperimentConfig:
-    """The config of the finished run in ``run_dir`` (a run of ``task``), on ``device``;
-    ``key`` is the config key that named it (in the error messages). Also used for the
-    scorer run of a curriculum (``data.curriculum.run``)."""
-    files = RunDir(run_dir)
-    if not files.config.is_file() or not files.best_weights.is_file():
-        raise ConfigError(
-            f"{key}: {run_dir} is not a finished run dir (config.yaml and "
-            f"{files.best_weights.name} needed)"
-        )
-    raw = read_yaml(files.config)
-    if raw.get("task") != task.name:
-        raise ConfigError(
-            f"{key}: {run_dir} is a {raw.get('task')!r} run; a {task.name} run needs a "
-            "run of the same task"
-        )
-    model_raw = dict(raw.get("model") or {})
-    spec = task.models.get(str(model_raw.get("name", task.default_model)))
-    trainer = build_dataclass(TrainerConfig, raw.get("trainer"), "trainer")
-    return ExperimentConfig(
-        task=task.name,
-        data=build_dataclass(task.data_config, raw.get("data"), "data"),
-        model=build_dataclass(spec.config, model_raw, "model"),
-        trainer=TrainerConfig(**(trainer.__dict__ | {"device": device})),
-    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -65,7 +35,7 @@ def _teacher_logits(
 ) -> Tensor:
     """The logits of the teacher in ``run_dir`` for every example of ``tokens``: (N, K) on
     the CPU; ``weights_mtime_ns`` is part of the cache key only (a retrained teacher)."""
-    cfg = teacher_config(task, Path(run_dir), device)
+    cfg = finished_run_config(task, Path(run_dir), "data.teachers", device)
     model, data = task.load_trained(cfg, Path(run_dir))
     logits = []
     size = cfg.data.eval_batch_size
@@ -91,7 +61,7 @@ def teacher_probs(
     total: Tensor | None = None
     for teacher in teachers:
         run_dir = Path(teacher)
-        cfg = teacher_config(task, run_dir, device)  # checks the run dir
+        cfg = finished_run_config(task, run_dir, "data.teachers", device)  # checks the run dir
         teacher_labels = load_labels(run_dir, task.name)
         if list(teacher_labels) != list(labels):
             raise ConfigError(

@@ -46,7 +46,7 @@ from rich.console import Console
 from torch import Tensor
 from torch.nn import functional as F
 
-from seqlab.config import ExperimentConfig, TrainerConfig, build_dataclass, read_yaml
+from seqlab.config import ExperimentConfig, TrainerConfig
 from seqlab.contract import ModelSpec, move_to
 from seqlab.data.vocab import EOS, UNK, Vocab
 from seqlab.decode import next_token
@@ -57,7 +57,7 @@ from seqlab.models.latent_gan import LatentGAN, LatentGANConfig
 from seqlab.models.seq_autoencoder import SeqAutoencoder
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import FittedTask, save_data_report
+from seqlab.tasks.base import FittedTask, finished_run_config, save_data_report
 from seqlab.tasks.rnn_lm import RNNLMTask
 from seqlab.tasks.seq_autoencode import SeqAutoencodeTask, make_batch
 from seqlab.train.checkpoint import load_weights, save_weights
@@ -122,28 +122,6 @@ class LatentGANData:
     drawn: dict[tuple[str, int], dict[str, list[list[str]]]] = field(default_factory=dict)
     """Each split's sentences per source, kept for the model (by id) that drew them:
     ``evaluate`` and ``write_report`` of one split decode once."""
-
-
-def finished_run_config(task: Any, run_dir: Path, key: str, device: str) -> ExperimentConfig:
-    """The config of the finished ``task`` run in ``run_dir`` (named by ``key``), on
-    ``device``; a clear ConfigError when it is missing, unfinished or of another task."""
-    files = RunDir(run_dir)
-    if not files.config.is_file():
-        raise ConfigError(f"{key}: {run_dir} is not a run dir (no config.yaml)")
-    raw = read_yaml(files.config)
-    if raw.get("task") != task.name:
-        raise ConfigError(f"{key}: {run_dir} is a {raw.get('task')!r} run; it must be {task.name}")
-    if not files.best_weights.is_file():
-        raise ConfigError(f"{key}: {run_dir} has no {files.best_weights.name}; train it first")
-    model_raw = dict(raw.get("model") or {})
-    spec = task.models.get(str(model_raw.get("name", task.default_model)))
-    trainer = build_dataclass(TrainerConfig, raw.get("trainer"), "trainer")
-    return ExperimentConfig(
-        task=task.name,
-        data=build_dataclass(task.data_config, raw.get("data"), "data"),
-        model=build_dataclass(spec.config, model_raw, "model"),
-        trainer=TrainerConfig(**(trainer.__dict__ | {"device": device})),
-    )
 
 
 def in_vocab(vocab: Vocab, sentence: Sequence[str]) -> list[str]:

@@ -52,8 +52,7 @@ from seqlab.models.seq2seq import Seq2Seq, Seq2SeqBatch, Seq2SeqConfig
 from seqlab.models.transformer_seq2seq import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from seqlab.registry import Registry
 from seqlab.rundir import RunDir
-from seqlab.tasks.base import TrainedTask, save_data_report
-from seqlab.tasks.distill import teacher_config
+from seqlab.tasks.base import TrainedTask, finished_run_config, save_data_report
 from seqlab.tasks.mt_scores import translation_scores
 from seqlab.train.device import module_device
 
@@ -401,7 +400,7 @@ class TranslateTask(TrainedTask[TranslateData]):
         best model of the finished translate run ``run``, whose vocabularies must be this
         run's (the pairs are scored as this run's token ids)."""
         key = "data.curriculum.run"
-        scorer_cfg = teacher_config(self, run, cfg.trainer.device, key)
+        scorer_cfg = finished_run_config(self, run, key, cfg.trainer.device)
         model, scored = self.load_trained(scorer_cfg, run)
         sides = (
             ("source", data.source_vocab, scored.source_vocab),
