@@ -390,22 +390,10 @@ class Recurrent(nn.RNNBase):
         primitive descriptor") on CPUs without bf16 support; there it runs in fp32, as
         torch runs the GRU and Elman kernels under autocast anyway."""
         if c0 is not None and _cpu_bf16_lstm_unsupported(input):
-            with torch.autocast("cpu", enabled=False):
-                return self._fused_kernel(
+            with torch.autocast("cpu", enabled=False):  # so the call below runs the kernel
+                return self._fused_call(
                     input.float(), h0.float(), c0.float(), weights, num_layers, dropout, lengths
                 )
-        return self._fused_kernel(input, h0, c0, weights, num_layers, dropout, lengths)
-
-    def _fused_kernel(
-        self,
-        input: Tensor,
-        h0: Tensor,
-        c0: Tensor | None,
-        weights: list[Tensor],
-        num_layers: int,
-        dropout: float,
-        lengths: Tensor | None,
-    ) -> tuple[Tensor, State]:
         args = (self.bias, num_layers, dropout, self.training, self.bidirectional)
         if lengths is None:
             if c0 is not None:
@@ -542,13 +530,18 @@ class Recurrent(nn.RNNBase):
         return peephole_lstm_sequence(gx, w_hh, peepholes, h0, c0, batch_sizes, tap, clip)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _cpu_bf16_lstm_unsupported(input: Tensor) -> bool:
     """Whether torch would run an LSTM on ``input`` in bf16 on a CPU whose oneDNN lacks it."""
     return (
         input.device.type == "cpu"
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        and not cpu_has_native_bf16()
     )
 
 

@@ -41,6 +41,7 @@ from seqlab.config import ExperimentConfig
 from seqlab.contract import EmbeddingPerturbable, LossOutput, contract, move_to
 from seqlab.errors import ConfigError, TrainingError
 from seqlab.nn.adversarial import adversarial_objective
+from seqlab.nn.recurrent import cpu_has_native_bf16
 from seqlab.rundir import RunDir
 from seqlab.train import distributed
 from seqlab.train.checkpoint import (
@@ -110,11 +111,6 @@ class TrainState:
     world: int = 1
     """The number of processes that trained it (a run resumes with as many)."""
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _is_better(value: float, best: float | None, mode: str) -> bool:
