@@ -357,6 +357,16 @@ class TranslateTask(TrainedTask[TranslateData]):
         target_out = pad_batch([[*t, EOS_INDEX] for t in target], PAD_INDEX).ids
         return Seq2SeqBatch(src, target_in, target_out)
 
+    def sorted_batches(
+        self, source: list[list[int]], target: list[list[int]], size: int
+    ) -> Iterator[tuple[list[int], Seq2SeqBatch]]:
+        """Batches of ``size`` pairs in order of source length (evaluation, scoring), each
+        with the indices of its pairs."""
+        order = sorted(range(len(source)), key=lambda i: len(source[i]))
+        for start in range(0, len(order), size):
+            chosen = order[start : start + size]
+            yield chosen, self.make_batch([source[i] for i in chosen], [target[i] for i in chosen])
+
     def train_batches(
         self, cfg: ExperimentConfig, data: TranslateData, epoch: int
     ) -> Iterator[Seq2SeqBatch]:
@@ -417,17 +427,10 @@ class TranslateTask(TrainedTask[TranslateData]):
         translator = cast(Translator, model)
         device = module_device(model)
         losses = [0.0] * len(train.source)
-        order = sorted(range(len(train.source)), key=lambda i: len(train.source[i]))
         size = scorer_cfg.data.eval_batch_size
         with torch.no_grad():
-            for start in range(0, len(order), size):
-                chosen = order[start : start + size]
-                batch = move_to(
-                    self.make_batch(
-                        [train.source[i] for i in chosen], [train.target[i] for i in chosen]
-                    ),
-                    device,
-                )
+            for chosen, batch in self.sorted_batches(train.source, train.target, size):
+                batch = move_to(batch, device)
                 logits = translator(batch)[0]  # (B, T, V)
                 nll = torch.nn.functional.cross_entropy(
                     logits.float().transpose(1, 2), batch.target_out,
@@ -465,13 +468,8 @@ class TranslateTask(TrainedTask[TranslateData]):
         model.eval()
         device = module_device(model)
         total, count = 0.0, 0
-        order = sorted(range(len(part.source)), key=lambda i: len(part.source[i]))
         with torch.no_grad():
-            for start in range(0, len(order), dcfg.eval_batch_size):
-                chosen = order[start : start + dcfg.eval_batch_size]
-                batch = self.make_batch(
-                    [part.source[i] for i in chosen], [part.target[i] for i in chosen]
-                )
+            for _, batch in self.sorted_batches(part.source, part.target, dcfg.eval_batch_size):
                 nll, n = seq2seq.token_nll(move_to(batch, device))
                 total += nll
                 count += n
