@@ -201,3 +201,21 @@ def test_a_frozen_transferred_encoder_stays_as_transferred(lm_run: Path, tmp_pat
     )
     first = started("classify", config, tmp_path)[0]
     assert not torch.equal(trained["out.weight"], first.out.weight.detach())
+
+
+def test_the_vocabulary_can_come_from_every_training_sentence(tmp_path: Path) -> None:
+    """``data.vocab_from: train_text`` counts the words of the sentences whose labels
+    ``train_fraction`` leaves out; ``labelled`` (the default) only those trained on."""
+    config = classify_config(tmp_path)
+    words = {}
+    for source in ("labelled", "train_text"):
+        cfg = load_config(config, ["data.train_fraction=0.1", f"data.vocab_from={source}"])
+        data = TASKS.get("classify").setup(cfg, tmp_path / source, train=True)
+        assert len(data.splits["train"][0]) == 1  # the labels seen are the same
+        words[source] = set(data.vocab.itos)
+    train_words = {w for t in data.splits["train"][0] for w in t}
+    all_text = {v for s in SENTENCES for w in s.split() for v in (w, w.upper())}
+    assert train_words <= words["labelled"] < words["train_text"]
+    assert words["train_text"] - words["labelled"] <= all_text | {"novel", "film"}
+    with pytest.raises(ConfigError, match="vocab_from"):
+        load_config(config, ["data.vocab_from=everything"])

@@ -71,6 +71,12 @@ class ClassifyDataConfig:
     train_fraction: float = 1.0
     """Train on this fraction of the training examples (a seeded subset by ``split_seed``;
     a smaller fraction's subset is part of a larger one's): learning curves, few labels."""
+    vocab_from: Literal["labelled", "train_text"] = "labelled"
+    """Which sentences make the vocabulary: ``labelled``, the training examples the model
+    learns from; ``train_text``, the text of every training sentence, those whose labels
+    ``train_fraction`` leaves out too (never dev or test). With few labels and a transfer
+    source (``model.init_from``), ``train_text`` keeps the source's vectors for words that
+    only unlabelled training sentences hold, instead of mapping them to ``<unk>``."""
     eval_batch_size: int = 500
     teachers: tuple[str, ...] = ()
     """Knowledge distillation (Hinton et al., 2015): finished ``classify`` run dirs whose
@@ -264,6 +270,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 for s, ids in idx.items()
                 if len(ids)
             }
+        train_text = splits["train"][0]
         if dcfg.train_fraction < 1.0:
             before = len(splits["train"][0])
             splits["train"] = subset(splits["train"], dcfg.train_fraction, dcfg.split_seed)
@@ -280,7 +287,12 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
             report[f"{split}_cut_to_max_length"] = sum(len(t) > dcfg.max_length for t in tokens_)
             report[f"{split}_empty"] = sum(not t for t in tokens_)
         if train:
-            counts = Counter(w for t in splits["train"][0] for w in t)
+            counted = splits["train"][0]
+            if dcfg.vocab_from == "train_text":
+                case = str.lower if dcfg.lowercase else str
+                extra_text = [t for t, y in zip(*splits["train"], strict=True) if y == UNLABELLED]
+                counted = [[case(w) for w in t] for t in train_text] + extra_text
+            counts = Counter(w for t in counted for w in t)
             vocab = Vocab.from_counter(counts, min_count=dcfg.min_count)
             vocab.save(RunDir(run_dir).vocab)
             save_labels(run_dir, label_names)
