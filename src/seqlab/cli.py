@@ -372,7 +372,10 @@ def generate(
 def plot(
     run_dir: Path = typer.Argument(..., help="A run dir."),
     kind: str = typer.Option(
-        "curves", "--kind", help="curves | gradient-flow | embeddings | ... (see docs)."
+        "curves",
+        "--kind",
+        help="curves | gradient-flow | embeddings | confusion | tree | memory | attention | "
+        "reconstruction | validation-curve | learning-curve | seed-curves",
     ),
     words: list[str] | None = typer.Option(
         None, "--words", help="Words to show (embeddings); repeat or comma-separate."
@@ -397,6 +400,9 @@ def plot(
         "--param",
         help="validation-curve / learning-curve: the searched key on the x axis.",
     ),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", help="seed-curves: a logged metric to draw (repeat for more panels)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default RUN_DIR/<kind>.png)."),
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
@@ -416,6 +422,7 @@ def plot(
         wav=wav,
         image=image,
         param=param,
+        metric=metric or None,
     )
     stdout.print(f"wrote {path}")
     emit_json({"path": str(path)}, as_json)

@@ -29,13 +29,16 @@ from seqlab.analysis.gradient_flow import gradient_flow, plot_gradient_flow
 from seqlab.analysis.memory import plot_memory
 from seqlab.analysis.param_curves import plot_param_curves
 from seqlab.analysis.reconstruction import plot_reconstruction
+from seqlab.analysis.seed_curves import Curve, mean_std_at_steps, plot_seed_curves
 from seqlab.analysis.tree import plot_tree
 from seqlab.config import read_yaml
 from seqlab.data.audio import read_wav
 from seqlab.data.readers import Tree, parse_babi, parse_tree
 from seqlab.errors import ConfigError, DataError, RunDirError
 from seqlab.models.las import LAS
+from seqlab.provenance import NOT_RECIPE
 from seqlab.registry import Registry
+from seqlab.report import build_report, find_run_dirs
 from seqlab.rundir import RunDir
 from seqlab.runs import load_run_config
 from seqlab.tasks import TASKS
@@ -301,19 +304,9 @@ def run_reconstruction(run_dir: Path, out: Path) -> Path:
 def finished_runs(folder: Path) -> list[Path]:
     """The finished run dirs in and below ``folder`` (a search or ``--seeds`` dir, or a
     folder of them); a run dir's own sub-dirs (folds, pretraining) are part of it."""
-    found: list[Path] = []
-
-    def walk(path: Path) -> None:
-        if RunDir(path).config.is_file():
-            if RunDir(path).metrics.is_file():
-                found.append(path)
-            return
-        for child in sorted(p for p in path.iterdir() if p.is_dir()):
-            walk(child)
-
     if not Path(folder).is_dir():
         raise RunDirError(f"{folder}: no such search or seeds dir")
-    walk(Path(folder))
+    found = [p for p in find_run_dirs([Path(folder)]) if RunDir(p).metrics.is_file()]
     if not found:
         raise RunDirError(f"{folder}: holds no finished run (no metrics.json in or below it)")
     return found
@@ -382,6 +375,69 @@ def run_learning_curve(folder: Path, out: Path, param: str | None = None) -> Pat
     return param_curve(folder, out, key, f"training-set size ({key})")
 
 
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def recipe_labels(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """A short name for each recipe: the config keys whose values differ between them
+    (``data.curriculum.score=length``), run-dir paths shortened to their last part; the
+    seed and the settings that change no number (``provenance.NOT_RECIPE``) left out."""
+    ignored = {"anchor"} | {f"{s}.{k}" for s, keys in NOT_RECIPE.items() for k in keys}
+    flat = [_flat(c) for c in configs]
+    keys = sorted({k for f in flat for k in f} - ignored)
+    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
+
+    def show(value: Any) -> str:
+        text = str(value)
+        return Path(text).name if "/" in text else text
+
+    labels = [", ".join(f"{k}={show(f[k])}" for k in differ if k in f) for f in flat]
+    return [label or "base" for label in labels]
+
+
+def run_seed_curves(folder: Path, out: Path, metric: Sequence[str] | None = None) -> Path:
+    """The dev curves (``metrics.jsonl``) of every finished run in ``folder``, grouped into
+    recipes as ``seqlab report`` groups them (configs that differ only in the seed): the
+    mean over seeds at each evaluated step, ± one std, each seed a thin line; ``--metric``
+    picks the panels (default: ``eval.metric`` and ``val_loss``). The same numbers go to
+    a Markdown table beside the PNG (``OUT.md``)."""
+    rows = build_report([Path(folder)])["rows"]
+    if not rows:
+        raise RunDirError(f"{folder}: holds no finished run (no metrics.json in or below it)")
+    configs = [read_yaml(RunDir(Path(row["runs"][0])).config) for row in rows]
+    names = recipe_labels(configs)
+    chosen = list(metric or dict.fromkeys([str(configs[0]["eval"]["metric"]), "val_loss"]))
+    recipes: dict[str, dict[str, list[Curve]]] = {}
+    for name, row in zip(names, rows, strict=True):
+        histories = [read_history(Path(run)) for run in row["runs"]]
+        recipes[name] = {
+            m: [{int(r["step"]): float(r[m]) for r in h if m in r} for h in histories]
+            for m in chosen
+        }
+    if not any(curve for by_metric in recipes.values() for curve in by_metric[chosen[0]]):
+        known = sorted({k for r in read_history(Path(rows[0]["runs"][0])) for k in r})
+        raise ConfigError(f"no run in {folder} logged {chosen[0]!r}; it logged {known}")
+    lines = ["| recipe | n | metric | step: mean ± std |", "|---|---|---|---|"]
+    for name, by_metric in recipes.items():
+        for m in chosen:
+            steps, mean, std = mean_std_at_steps([c for c in by_metric[m] if c])
+            cells = ", ".join(
+                f"{s}: {a:.4g} ± {d:.2g}" for s, a, d in zip(steps, mean, std, strict=True)
+            )
+            lines.append(f"| {name} | {len(by_metric[m])} | {m} | {cells} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    title = f"{Path(folder).resolve().name}: {sum(r['n'] for r in rows)} runs, {len(rows)} recipes"
+    return plot_seed_curves(recipes, chosen, out, title=title)
+
+
 PLOTS: Registry[PlotFn] = Registry("plot kind")
 PLOTS.register("curves", run_curves)
 PLOTS.register("embeddings", run_embeddings)
@@ -392,6 +448,7 @@ PLOTS.register("memory", run_memory)
 PLOTS.register("attention", run_attention)
 PLOTS.register("validation-curve", run_validation_curve)
 PLOTS.register("learning-curve", run_learning_curve)
+PLOTS.register("seed-curves", run_seed_curves)
 PLOTS.register("reconstruction", run_reconstruction)
 
 

@@ -226,3 +226,34 @@ def test_more_folds_than_examples_is_a_clear_error(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "leave no training example" in result.output
+
+
+def test_seed_curves_group_runs_into_recipes_by_their_configs(tmp_path: Path) -> None:
+    """Two recipes (batch sizes 4 and 8) over two seeds each: two lines, labelled by the key
+    that differs, each the mean of its seeds; the table beside the PNG holds the numbers."""
+    config = write_config(tmp_path, epochs=2)
+    out = tmp_path / "runs"
+    for batch in (4, 8):
+        args = ["train", str(config), "--seeds", "1-2", "--out", str(out / f"b{batch}")]
+        result = runner.invoke(app, [*args, "--set", f"trainer.batch_size={batch}"])
+        assert result.exit_code == 0, result.output
+    png = tmp_path / "curves.png"
+    args = ["plot", str(out), "--kind", "seed-curves", "--metric", "val_acc", "--out", str(png)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert png.is_file() and png.stat().st_size > 10_000
+    table = png.with_suffix(".md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| trainer.batch_size=4",
+        "| trainer.batch_size=8",
+    ]
+    logged = [
+        json.loads(line)
+        for seed in (1, 2)
+        for line in (out / "b4" / f"seed_{seed}" / "metrics.jsonl").read_text().splitlines()
+    ]
+    last = max(r["step"] for r in logged if "val_acc" in r)
+    mean = sum(r["val_acc"] for r in logged if r["step"] == last and "val_acc" in r) / 2
+    assert f"{last}: {mean:.4g} ± " in table[2]
+    result = runner.invoke(app, ["plot", str(out), "--kind", "seed-curves", "--metric", "val_bleu"])
+    assert result.exit_code != 0 and "logged 'val_bleu'" in result.output
