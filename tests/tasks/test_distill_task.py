@@ -53,7 +53,9 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def test_student_learns_from_the_teachers_soft_targets(teacher: Path, tmp_path: Path) -> None:
+def test_student_learns_from_the_teachers_soft_targets(
+    teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     unlabelled = tmp_path / "more.txt"
     unlabelled.write_text("a lovely joy\nstupid and dull\n\n", encoding="utf-8")
     config = write(
@@ -76,7 +78,10 @@ def test_student_learns_from_the_teachers_soft_targets(teacher: Path, tmp_path: 
     batch = task.make_batch(cfg, teacher_data, tokens[-1:], [0])
     with torch.no_grad():
         expected = soften(teacher_model.logits(batch), 3.0)[0]
-    torch.testing.assert_close(data.soft[-1], expected)
+    assert data.soft is None  # the teachers run at the first training batch, not before
+    soft = task.soft_targets(cfg, data)
+    assert soft is not None and data.soft is soft
+    torch.testing.assert_close(soft[-1], expected)
     batches = list(task.train_batches(cfg, data, 0))
     assert all(b.soft is not None and b.soft.temperature == 3.0 for b in batches)
     result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "s"), "--json"])
@@ -84,6 +89,13 @@ def test_student_learns_from_the_teachers_soft_targets(teacher: Path, tmp_path: 
     assert "val_acc" in json.loads(result.output.strip().splitlines()[-1])
     report = json.loads((tmp_path / "s" / "data_report.json").read_text())
     assert report["train_unlabelled"] == 2
+
+    def no_teacher(*args: object) -> None:
+        raise AssertionError("evaluating the student ran a teacher")
+
+    monkeypatch.setattr("seqlab.tasks.distill._teacher_logits", no_teacher)
+    result = runner.invoke(app, ["eval", str(tmp_path / "s"), "--split", "val", "--json"])
+    assert result.exit_code == 0, result.output
 
 
 def test_teacher_errors(teacher: Path, tmp_path: Path) -> None:

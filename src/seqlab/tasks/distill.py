@@ -47,6 +47,19 @@ def _teacher_logits(
     return torch.cat(logits)
 
 
+def check_teachers(task: Any, teachers: Sequence[str], labels: Sequence[str], device: str) -> None:
+    """Each teacher is a finished run of ``task`` with the student's label set (a
+    ConfigError naming the teacher otherwise); cheap, nothing is loaded but its config."""
+    for teacher in teachers:
+        run_dir = Path(teacher)
+        finished_run_config(task, run_dir, "data.teachers", device)  # checks the run dir
+        teacher_labels = load_labels(run_dir, task.name)
+        if list(teacher_labels) != list(labels):
+            raise ConfigError(
+                f"data.teachers: {teacher} has labels {teacher_labels}, the student {list(labels)}"
+            )
+
+
 def teacher_probs(
     task: Any,
     teachers: Sequence[str],
@@ -57,16 +70,12 @@ def teacher_probs(
 ) -> Tensor:
     """softmax(logits / T) of each teacher for every example of ``tokens``, averaged over
     the teachers: (N, K) on the CPU. ``labels`` is the student's label set."""
+    check_teachers(task, teachers, labels, device)
     key = tuple(tuple(t) for t in tokens)
     total: Tensor | None = None
     for teacher in teachers:
         run_dir = Path(teacher)
-        cfg = finished_run_config(task, run_dir, "data.teachers", device)  # checks the run dir
-        teacher_labels = load_labels(run_dir, task.name)
-        if list(teacher_labels) != list(labels):
-            raise ConfigError(
-                f"data.teachers: {teacher} has labels {teacher_labels}, the student {list(labels)}"
-            )
+        cfg = finished_run_config(task, run_dir, "data.teachers", device)
         mtime = RunDir(run_dir).best_weights.stat().st_mtime_ns
         logits = _teacher_logits(task, str(run_dir.resolve()), mtime, key, cfg.trainer.device)
         probs = soften(logits, temperature)  # (N, K)

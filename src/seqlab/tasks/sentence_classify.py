@@ -46,7 +46,7 @@ from seqlab.registry import Registry
 from seqlab.rundir import RunDir
 from seqlab.tasks.base import TrainedTask, load_labels, save_data_report, save_labels
 from seqlab.tasks.bow_classify import split_indices
-from seqlab.tasks.distill import teacher_probs
+from seqlab.tasks.distill import check_teachers, teacher_probs
 from seqlab.tasks.transfer import start_from
 from seqlab.train.device import module_device
 
@@ -143,7 +143,9 @@ class ClassifyData:
     splits: dict[str, Examples]
     report: dict[str, int]
     soft: torch.Tensor | None = None
-    """(N_train, K) the teachers' softened distributions (``data.teachers``)."""
+    """(N_train, K) the teachers' softened distributions (``data.teachers``), computed at
+    the first training batch (``soft_targets``): evaluating a distilled run never runs its
+    teachers."""
     sampler: CurriculumSampler | None = None
     """The curriculum of the training examples (``data.curriculum``), made at the first epoch."""
 
@@ -304,17 +306,9 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         left_out = {k: v for k, v in report.items() if "left_out" in k or "cut" in k}
         if train and any(left_out.values()):
             Console(stderr=True).print(f"data: {left_out} (see {RunDir(run_dir).data_report})")
-        soft = None
-        if dcfg.teachers:
-            soft = teacher_probs(
-                self,
-                dcfg.teachers,
-                splits["train"][0],
-                label_names,
-                dcfg.temperature,
-                cfg.trainer.device,
-            )
-        return ClassifyData(vocab, label_names, splits, report, soft=soft)
+        if train and dcfg.teachers:  # their soft targets come at the first training batch
+            check_teachers(self, dcfg.teachers, label_names, cfg.trainer.device)
+        return ClassifyData(vocab, label_names, splits, report)
 
     def setup_eval(
         self, cfg: ExperimentConfig, run_dir: Path, data_path: str | None
@@ -350,6 +344,21 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
         words = pad_batch(ids, data.vocab.pad_index, dcfg.max_length)
         return ClassifyBatch(words, torch.tensor(list(labels), dtype=torch.long))
 
+    def soft_targets(self, cfg: ExperimentConfig, data: ClassifyData) -> torch.Tensor | None:
+        """The teachers' softened distributions over the training examples (None without
+        ``data.teachers``), computed once and kept in ``data.soft``."""
+        dcfg: ClassifyDataConfig = cfg.data
+        if dcfg.teachers and data.soft is None:
+            data.soft = teacher_probs(
+                self,
+                dcfg.teachers,
+                data.splits["train"][0],
+                data.labels,
+                dcfg.temperature,
+                cfg.trainer.device,
+            )
+        return data.soft
+
     def train_batches(
         self, cfg: ExperimentConfig, data: ClassifyData, epoch: int
     ) -> Iterator[ClassifyBatch]:
@@ -372,12 +381,13 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                 # one batch per bucket: the shuffled order cut into consecutive batches
                 bucket_size_multiplier=BUCKET_SIZE_MULTIPLIER if dcfg.batching == "bucket" else 1,
             )
+        soft = self.soft_targets(cfg, data)
         for chosen in order:
             batch = self.make_batch(
                 cfg, data, [tokens[i] for i in chosen], [labels[i] for i in chosen]
             )
-            if data.soft is not None:
-                targets = SoftTargets(data.soft[chosen], dcfg.temperature, dcfg.alpha)
+            if soft is not None:
+                targets = SoftTargets(soft[chosen], dcfg.temperature, dcfg.alpha)
                 batch = batch._replace(soft=targets)
             yield batch
 
