@@ -210,3 +210,35 @@ def test_length_curriculum_draws_the_shortest_sentences_first() -> None:
         load_config(
             REPO / "configs" / "sst1_cnn_rand.yaml", [*sets, "data.curriculum.score=source_length"]
         )
+
+
+def test_a_curriculum_in_a_process_group_follows_the_update_count() -> None:
+    """With 2 processes each draws half-size batches, and update t is the two processes'
+    parts of update t of the one-process curriculum: the same schedule, the same pool."""
+    from collections import Counter
+
+    from seqlab.data.vocab import Vocab
+    from seqlab.tasks.sentence_classify import ClassifyData
+    from seqlab.train.distributed import Context
+
+    lengths = [1 + i % 40 for i in range(400)]
+    tokens = [["w"] * n for n in lengths]
+    sets = ["trainer.batch_size=20", "data.curriculum.schedule=competence"]
+    cfg = load_config(
+        REPO / "configs" / "sst1_cnn_rand.yaml",
+        [*sets, "data.curriculum.steps=20", "data.curriculum.c0=0.1"],
+    )
+    task = SentenceClassifyTask()
+    vocab = Vocab.from_counter(Counter(["w"]))
+    one = ClassifyData(vocab, ["a"], {"train": (tokens, list(range(400)))}, {})
+    single = [b.labels.tolist() for b in task.train_batches(cfg, one, epoch=0)]
+    parts = []
+    for rank in (0, 1):
+        data = ClassifyData(vocab, ["a"], {"train": (tokens, list(range(400)))}, {})
+        batches = task._batches(cfg, data, Context(rank=rank, world=2))(0)
+        parts.append([b.labels.tolist() for b in batches if b is not None])
+    assert len(parts[0]) == len(parts[1]) == len(single) == 20  # one part each per update
+    assert all(len(p) == 10 for rank in parts for p in rank)
+    assert max(lengths[i] for p in (parts[0][0], parts[1][0]) for i in p) <= 4  # update 0
+    assert max(lengths[i] for p in (parts[0][-1], parts[1][-1]) for i in p) > 30  # t = 19
+    assert parts[0][0] != parts[1][0]  # the two processes' parts differ

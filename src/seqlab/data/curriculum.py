@@ -24,6 +24,7 @@ plain epoch has (``ceil(N / batch_size)``, rounded up to a multiple of
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,6 +119,19 @@ class CurriculumSampler:
 
     def __len__(self) -> int:
         return len(self.order)
+
+    def sized(self, batch_size: int, accumulate: int) -> CurriculumSampler:
+        """This curriculum (same ranking, seed and schedule) cut into batches of
+        ``batch_size``, ``accumulate`` of them per optimizer update: itself when it is cut
+        so already. A process of an N-process group draws batches of ``batch_size / N``,
+        N x ``accumulate`` of them per update (``TrainedTask._batches``)."""
+        if (batch_size, accumulate) == (self.batch_size, self.accumulate):
+            return self
+        other = copy.copy(self)
+        other.batch_size, other.accumulate = batch_size, accumulate
+        plain = math.ceil(len(self.order) / batch_size)
+        other.batches_per_epoch = math.ceil(plain / accumulate) * accumulate
+        return other
 
     def fraction(self, step: int) -> float:
         """The share of the ranking available at optimizer update ``step`` (from 0)."""

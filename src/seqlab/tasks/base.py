@@ -247,7 +247,12 @@ class TrainedTask(Task[DataT]):
         if not ctx.active:
             return lambda epoch: self.train_batches(cfg, data, epoch)
         size = distributed.rank_batch_size(cfg.trainer.batch_size, ctx.world)
-        per_rank = cfg.replace(trainer=dataclasses.replace(cfg.trainer, batch_size=size))
+        # world x accumulate batches of this size make one optimizer update (a curriculum
+        # maps batches to updates by it); the trainer still steps every `accumulate` ones
+        accumulate = cfg.trainer.accumulate * ctx.world
+        per_rank = cfg.replace(
+            trainer=dataclasses.replace(cfg.trainer, batch_size=size, accumulate=accumulate)
+        )
         return lambda epoch: distributed.rank_batches(
             lambda: self.train_batches(cfg, data, epoch),
             lambda: self.train_batches(per_rank, data, epoch),

@@ -371,7 +371,7 @@ class SentenceClassifyTask(TrainedTask[ClassifyData]):
                     [float(len(t)) for t in tokens], dcfg.curriculum, tcfg.batch_size,
                     tcfg.seed, tcfg.accumulate,
                 )  # fmt: skip
-            order = data.sampler.epoch(epoch)
+            order = data.sampler.sized(tcfg.batch_size, tcfg.accumulate).epoch(epoch)
         else:
             order = bucket_batches(
                 [len(t) for t in tokens],

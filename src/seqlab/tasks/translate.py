@@ -387,7 +387,9 @@ class TranslateTask(TrainedTask[TranslateData]):
             )
 
     def curriculum_sampler(self, cfg: ExperimentConfig, data: TranslateData) -> CurriculumSampler:
-        """The curriculum of ``data.curriculum`` over the training pairs (made once)."""
+        """The curriculum of ``data.curriculum`` over the training pairs (scored once), cut
+        into this config's batches."""
+        tcfg = cfg.trainer
         if data.sampler is None:
             ccfg: CurriculumConfig = cfg.data.curriculum
             train = data.splits["train"]
@@ -399,11 +401,10 @@ class TranslateTask(TrainedTask[TranslateData]):
             else:
                 pairs = zip(train.source, train.target, strict=True)
                 scores = [float(len(s) + len(t)) for s, t in pairs]
-            tcfg = cfg.trainer
             data.sampler = CurriculumSampler(
                 scores, ccfg, tcfg.batch_size, tcfg.seed, tcfg.accumulate
             )
-        return data.sampler
+        return data.sampler.sized(tcfg.batch_size, tcfg.accumulate)
 
     def scorer_losses(self, cfg: ExperimentConfig, data: TranslateData, run: Path) -> list[float]:
         """Mean NLL (nats per target token, EOS included) of each training pair under the
