@@ -71,6 +71,36 @@ def mlp_config(corpus: Path) -> ExperimentConfig:
     )
 
 
+def adversarial_config(tmp: Path) -> ExperimentConfig:
+    """A CNN sentence classifier with adversarial training on its word embeddings (AT),
+    no dropout."""
+    data = tmp / "reviews.tsv"
+    if not data.is_file():
+        good, bad = ["a fine film", "great and moving", "a joy"], ["dull", "a tired mess", "bad"]
+        lines = [f"pos\t{t} {u}" for t in good for u in good] + [
+            f"neg\t{t} {u}" for t in bad for u in bad
+        ]
+        data.write_text("\n".join(lines * 3) + "\n")
+    return from_dict(
+        {
+            "task": "classify",
+            "data": {"dataset": str(data), "encoding": "utf-8"},
+            "model": {"name": "cnn", "embedding_size": 8, "maps": 4, "widths": [1, 2]}
+            | {"dropout": 0.0},
+            "optim": {"name": "adam", "lr": 0.01, "adversarial": {"kind": "at", "epsilon": 0.5}},
+            "trainer": {
+                "epochs": 2,
+                "batch_size": 8,
+                "max_steps": 5,
+                "eval_every": 1,
+                "progress": False,
+                "threads": 1,
+            },
+            "eval": {"metric": "val_loss", "mode": "min", "test": False},
+        }
+    )
+
+
 def records(run_dir: Path) -> list[tuple[int, float, float]]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [(r["step"], r["train_loss"], r["val_loss"]) for r in map(json.loads, lines)]
@@ -86,6 +116,7 @@ def _worker(tmp: Path) -> None:
         train(lm_config(corpus, 2), tmp / "ddp_lm_resumed")  # stops mid-epoch ...
         train(lm_config(corpus, 4), tmp / "ddp_lm_resumed", resume=True)  # ... and goes on
         train(mlp_config(corpus), tmp / "ddp_mlp")
+        train(adversarial_config(tmp), tmp / "ddp_at")
     finally:
         dist.destroy_process_group()
 
@@ -99,6 +130,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     distributed.spawn(2, _worker, tmp)
     train(lm_config(corpus, 4), tmp / "one_lm")
     train(mlp_config(corpus), tmp / "one_mlp")
+    # two processes at batch 8 draw what one process draws at batch 4, two per step
+    one_at = adversarial_config(tmp)
+    halves = dataclasses.replace(one_at.trainer, batch_size=4, accumulate=2)
+    train(one_at.replace(trainer=halves), tmp / "one_at")
     return tmp
 
 
@@ -116,6 +151,9 @@ def test_two_processes_follow_one_process(runs: Path) -> None:
     mlp = records(runs / "one_mlp")
     assert len(mlp) == 5 and mlp[0][2] != mlp[-1][2]
     assert_same(records(runs / "ddp_mlp"), mlp)  # whole batches, one in turn to each
+    adversarial = records(runs / "one_at")  # the adversarial term goes through DDP too
+    assert len(adversarial) == 5 and adversarial[0][2] != adversarial[-1][2]
+    assert_same(records(runs / "ddp_at"), adversarial)
     state = torch.load(runs / "ddp_lm" / "checkpoint.pt", weights_only=True)
     assert state["state"]["world"] == 2 and len(state["ranks"]) == 2
     assert json.loads((runs / "ddp_lm" / "metrics.json").read_text())["steps"] == 4.0

@@ -155,15 +155,12 @@ class Trainer:
         self.console = console or Console(stderr=True)
         if not self.ctx.main:
             self.console = Console(stderr=True, quiet=True)  # rank 0 speaks for all
-        if cfg.optim.adversarial is not None:
-            if not isinstance(model, EmbeddingPerturbable):
-                raise ConfigError(
-                    f"optim.adversarial: the {type(model).__name__} model has no word "
-                    "embeddings to perturb (it needs embed, logits_from_embeddings and "
-                    "loss_from_logits; the classify task's cnn and rnn have them)"
-                )
-            if self.ctx.active:
-                raise ConfigError("optim.adversarial is not supported in a process group yet")
+        if cfg.optim.adversarial is not None and not isinstance(model, EmbeddingPerturbable):
+            raise ConfigError(
+                f"optim.adversarial: the {type(model).__name__} model has no word "
+                "embeddings to perturb (it needs embed, logits_from_embeddings and "
+                "loss_from_logits; the classify task's cnn and rnn have them)"
+            )
         self.device = module_device(model, cfg.trainer.device)
         self.optimizer = build_optimizer(param_groups(model, cfg.optim), cfg.optim)
         self.freezer = Freezer(model, cfg.optim)
@@ -203,7 +200,7 @@ class Trainer:
         self._window_n_global = 0
         if self.ctx.active:
             self._ddp = DistributedDataParallel(
-                _LossForward(model),
+                _LossForward(model, self._objective),
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,  # some models skip parameters on some batches
             )  # (this broadcasts rank 0's initial weights to every process)
@@ -513,13 +510,13 @@ class Trainer:
             # gradients are all-reduced at the step's last backward only
             with contextlib.nullcontext() if last else ddp.no_sync():
                 with self._autocast():
-                    out: LossOutput = ddp(move_to(self._spare, self.device))
+                    out, objective = ddp(move_to(self._spare, self.device))
                 n = out.n if weight else 0
                 if index == 0:
                     first_sum = distributed.all_sum([float(n)], self.device)[0]
                     unit = max(first_sum, 1.0) / world
                 total += n
-                loss = out.loss * (n / unit)
+                loss = objective * (n / unit)
                 if last:
                     extra = penalty(self.model, self.cfg.optim)
                     if extra is not None:
@@ -666,15 +663,20 @@ class _Pending(NamedTuple):
 
 
 class _LossForward(nn.Module):
-    """``forward(batch) = model.loss(batch)``: what DistributedDataParallel wraps, since it
-    synchronises gradients of what goes through ``forward``."""
+    """``forward(batch) = objective(batch)``, the trainer's ``(loss, what the step
+    minimises)`` of ``model`` (with ``optim.adversarial``, the clean loss plus the
+    adversarial term): what DistributedDataParallel wraps, since it synchronises the
+    gradients of what goes through ``forward``."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(
+        self, model: nn.Module, objective: Callable[[Any], tuple[LossOutput, torch.Tensor]]
+    ) -> None:
         super().__init__()
         self.model = model
+        self._objective = objective
 
-    def forward(self, batch: Any) -> LossOutput:
-        return contract(self.model).loss(batch)
+    def forward(self, batch: Any) -> tuple[LossOutput, torch.Tensor]:
+        return self._objective(batch)
 
 
 def _extra_state(model: nn.Module) -> dict[str, Any]:
