@@ -202,9 +202,12 @@ class TrainerConfig:
     tensorboard: bool = False
     threads: int = 0
     """torch intra-op threads (0: torch's default)."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     """Autocast of the forward pass and loss to ``bf16`` (CPU and GPU) or ``fp16`` (CUDA
-    only, with a gradient scaler); the weights, gradients and optimizer stay in fp32."""
+    only, with a gradient scaler); the weights, gradients and optimizer stay in fp32.
+    ``auto``: bf16 where the device computes it natively (a CUDA GPU with bf16, a CPU whose
+    oneDNN has bf16, e.g. AVX512-BF16 or AMX), fp32 elsewhere (on a CPU without it bf16 is
+    emulated and several times slower); the trainer says which it chose."""
     accumulate: int = 1
     """Accumulate the gradients of this many batches per optimizer step (one step on an
     N-times-larger batch); steps, schedules, EMA, clipping and every ``*_every`` count

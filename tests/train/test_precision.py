@@ -170,3 +170,26 @@ def test_bf16_on_a_cpu_without_native_bf16_says_so(
     console = Console(record=True, width=200)
     Trainer(Net(), make_cfg(), tmp_path / "fp32", evaluate, console=console)
     assert "bf16" not in console.export_text()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    from rich.console import Console
+
+    from seqlab.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: native)
+    console = Console(record=True, width=200)
+    seed_everything(1)
+    model = Net()
+    trainer = Trainer(
+        model, make_cfg(precision="auto", epochs=1), tmp_path, evaluate, console=console
+    )
+    trainer.fit(batches)
+    chosen = "bf16" if native else "fp32"
+    assert trainer.precision == chosen
+    assert model.seen == {torch.bfloat16 if native else torch.float32}
+    assert f"trainer.precision=auto: {chosen} on this cpu" in console.export_text()
+    assert "no native bf16" not in console.export_text()  # auto never picks emulated bf16

@@ -174,7 +174,10 @@ class Trainer:
         self._freeze(0)  # before DistributedDataParallel reads which parameters train
         self.schedule = Schedule(self.optimizer, cfg.optim, cfg.trainer.max_steps)
         self.state = TrainState()
-        precision = cfg.trainer.precision
+        precision = resolve_precision(cfg.trainer.precision, self.device)
+        if cfg.trainer.precision == "auto":
+            self.console.print(f"trainer.precision=auto: {precision} on this {self.device.type}")
+        self.precision = precision
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         if precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
@@ -660,6 +663,18 @@ class _Pending(NamedTuple):
     """The model's mean loss over its n items (0-dim, on the device)."""
     total: torch.Tensor
     """What backward() got: the loss with the weight penalty."""
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``trainer.precision`` as the trainer runs it: ``auto`` is bf16 where ``device``
+    computes bf16 natively (CUDA with bf16 support; a CPU with native bf16), else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
 
 
 class _LossForward(nn.Module):
