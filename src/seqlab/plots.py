@@ -387,8 +387,9 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def recipe_labels(configs: Sequence[dict[str, Any]]) -> list[str]:
     """A short name for each recipe: the config keys whose values differ between them
-    (``data.curriculum.score=length``), run-dir paths shortened to their last part; the
-    seed and the settings that change no number (``provenance.NOT_RECIPE``) left out."""
+    (``data.curriculum.score=length``), run-dir paths shortened to their last part; unset
+    (None) values, the seed and the settings that change no number
+    (``provenance.NOT_RECIPE``) left out."""
     ignored = {"anchor"} | {f"{s}.{k}" for s, keys in NOT_RECIPE.items() for k in keys}
     flat = [_flat(c) for c in configs]
     keys = sorted({k for f in flat for k in f} - ignored)
@@ -398,7 +399,7 @@ def recipe_labels(configs: Sequence[dict[str, Any]]) -> list[str]:
         text = str(value)
         return Path(text).name if "/" in text else text
 
-    labels = [", ".join(f"{k}={show(f[k])}" for k in differ if k in f) for f in flat]
+    labels = [", ".join(f"{k}={show(f[k])}" for k in differ if f.get(k) is not None) for f in flat]
     return [label or "base" for label in labels]
 
 

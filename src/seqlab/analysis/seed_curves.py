@@ -34,7 +34,9 @@ def plot_seed_curves(
 ) -> Path:
     """One panel per metric, one colour per recipe: ``recipes[name][metric]`` is the list
     of that recipe's runs (one curve per seed)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    legend_h = 0.25 * len(recipes) + 0.2  # inches under the panels, one line a recipe
+    height = 3.6 + legend_h
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), height), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, (name, by_metric) in enumerate(recipes.items()):
             runs = by_metric.get(metric, [])
@@ -51,9 +53,10 @@ def plot_seed_curves(
         ax.set_xlabel("optimizer step")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_h / height, 1, 1))
+    fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
