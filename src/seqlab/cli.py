@@ -47,6 +47,16 @@ DeviceOpt = typer.Option(
     None, "--device", help="Run on this device (cpu, cuda, cuda:N, mps) instead of the trained one."
 )
 
+ThreadsOpt = typer.Option(
+    0, "--threads", min=0, help="torch intra-op threads (0: torch's default; 1 on a shared CPU)."
+)
+
+
+def _set_threads(threads: int) -> None:
+    from seqlab.train.trainer import set_threads
+
+    set_threads(threads)
+
 
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"error: {message}\n")  # one unwrapped line, whatever the terminal width
@@ -271,12 +281,14 @@ def evaluate(
         "data.beam_size=5, data.eval_block_size=256",
     ),
     device: str | None = DeviceOpt,
+    threads: int = ThreadsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Evaluate the best weights of a run on a split or a file."""
     from seqlab.evaluation import evaluate_run
 
+    _set_threads(threads)
     metrics = evaluate_run(
         run_dir, split=split, data_path=data, device=device, reference=ref, sets=sets
     )
@@ -306,6 +318,7 @@ def predict(
         [], "--set", help="Override a decoding key of the run: --set data.length_penalty=1"
     ),
     device: str | None = DeviceOpt,
+    threads: int = ThreadsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
@@ -314,6 +327,7 @@ def predict(
     captioning: the caption of each .npy input)."""
     from seqlab.evaluation import predict_lines
 
+    _set_threads(threads)
     count = 0
     queries = [" ".join(analogy)] if analogy else None
     inputs: str | list[str] = story if story is not None else (sources or "-")
@@ -339,12 +353,14 @@ def generate(
     beam: int = typer.Option(0, "--beam", help="Beam search with this beam size (0: sample)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     device: str | None = DeviceOpt,
+    threads: int = ThreadsOpt,
     as_json: bool = JsonOpt,
     debug: bool = DebugOpt,
 ) -> None:
     """Generate text from a trained language model (streamed to stdout)."""
     from seqlab.evaluation import generate_stream
 
+    _set_threads(threads)
     pieces = []
     stream = generate_stream(
         run_dir,

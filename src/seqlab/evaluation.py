@@ -114,7 +114,7 @@ def check_after_training(sets: Sequence[str]) -> None:
             raise ConfigError(
                 f"--set {text}: a finished run takes only data.* and eval.* overrides; its "
                 f"{path[0]} settings are the ones it was trained with (use --device for the "
-                "device)"
+                "device, --threads for torch's threads)"
             )
 
 
