@@ -354,15 +354,6 @@ def test_cross_validated_run_evaluates_and_predicts(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     assert last_json(result.stdout)["test_acc"] == pytest.approx(metrics["test_acc"])
-    before = torch.get_num_threads()
-    try:  # --threads sets torch's threads (a finished run refuses --set trainer.threads)
-        result = runner.invoke(app, ["eval", str(run_dir), "--threads", "1", "--json"])
-        assert result.exit_code == 0 and torch.get_num_threads() == 1, result.output
-    finally:
-        torch.set_num_threads(before)
-    assert last_json(result.stdout)["test_acc"] == pytest.approx(metrics["test_acc"])
-    refused = runner.invoke(app, ["eval", str(run_dir), "--set", "trainer.threads=1"])
-    assert refused.exit_code != 0 and "--threads" in refused.output
     result = runner.invoke(app, ["predict", str(run_dir)], input="a warm and funny film\n")
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\t")[0] in ("pos", "neg")
