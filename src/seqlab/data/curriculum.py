@@ -91,6 +91,12 @@ def difficulty_order(scores: Sequence[float], seed: int) -> np.ndarray:
     return np.lexsort((tie_break, values))  # last key is the primary one
 
 
+def batches_per_epoch(examples: int, batch_size: int, accumulate: int) -> int:
+    """The batches of a curriculum epoch: as many as a plain epoch has, rounded up to a
+    multiple of ``accumulate`` (so that update t is batch ``t * accumulate`` of the run)."""
+    return math.ceil(math.ceil(examples / batch_size) / accumulate) * accumulate
+
+
 class CurriculumSampler:
     """Batches of example indices drawn at each optimizer update from the easiest part of
     the training set that the schedule allows (see the module docstring)."""
@@ -114,8 +120,7 @@ class CurriculumSampler:
         self.seed = seed
         self.accumulate = accumulate
         self.order = difficulty_order(scores, seed)  # (N,) easiest first
-        plain = math.ceil(len(self.order) / batch_size)
-        self.batches_per_epoch = math.ceil(plain / accumulate) * accumulate
+        self.batches_per_epoch = batches_per_epoch(len(self.order), batch_size, accumulate)
 
     def __len__(self) -> int:
         return len(self.order)
@@ -129,8 +134,7 @@ class CurriculumSampler:
             return self
         other = copy.copy(self)
         other.batch_size, other.accumulate = batch_size, accumulate
-        plain = math.ceil(len(self.order) / batch_size)
-        other.batches_per_epoch = math.ceil(plain / accumulate) * accumulate
+        other.batches_per_epoch = batches_per_epoch(len(self.order), batch_size, accumulate)
         return other
 
     def fraction(self, step: int) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seqlab.config import ExperimentConfig
 from seqlab.contract import move_to
 from seqlab.errors import ConfigError
 from seqlab.nn.distill import soften
@@ -47,17 +48,21 @@ def _teacher_logits(
     return torch.cat(logits)
 
 
-def check_teachers(task: Any, teachers: Sequence[str], labels: Sequence[str], device: str) -> None:
-    """Each teacher is a finished run of ``task`` with the student's label set (a
-    ConfigError naming the teacher otherwise); cheap, nothing is loaded but its config."""
+def check_teachers(
+    task: Any, teachers: Sequence[str], labels: Sequence[str], device: str
+) -> list[ExperimentConfig]:
+    """The config of each teacher, a finished run of ``task`` with the student's label set
+    (a ConfigError naming the teacher otherwise); cheap, nothing is loaded but configs."""
+    configs = []
     for teacher in teachers:
         run_dir = Path(teacher)
-        finished_run_config(task, run_dir, "data.teachers", device)  # checks the run dir
+        configs.append(finished_run_config(task, run_dir, "data.teachers", device))
         teacher_labels = load_labels(run_dir, task.name)
         if list(teacher_labels) != list(labels):
             raise ConfigError(
                 f"data.teachers: {teacher} has labels {teacher_labels}, the student {list(labels)}"
             )
+    return configs
 
 
 def teacher_probs(
@@ -70,12 +75,11 @@ def teacher_probs(
 ) -> Tensor:
     """softmax(logits / T) of each teacher for every example of ``tokens``, averaged over
     the teachers: (N, K) on the CPU. ``labels`` is the student's label set."""
-    check_teachers(task, teachers, labels, device)
+    configs = check_teachers(task, teachers, labels, device)
     key = tuple(tuple(t) for t in tokens)
     total: Tensor | None = None
-    for teacher in teachers:
+    for teacher, cfg in zip(teachers, configs, strict=True):
         run_dir = Path(teacher)
-        cfg = finished_run_config(task, run_dir, "data.teachers", device)
         mtime = RunDir(run_dir).best_weights.stat().st_mtime_ns
         logits = _teacher_logits(task, str(run_dir.resolve()), mtime, key, cfg.trainer.device)
         probs = soften(logits, temperature)  # (N, K)
