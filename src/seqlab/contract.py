@@ -75,6 +75,19 @@ class StepDecodable(Protocol):
 
 
 @runtime_checkable
+class SourceSharedState(Protocol):
+    """A :class:`StepDecodable` whose state also holds what is computed once per source
+    (the attention score's projected keys), so that beam search reorders only the rest.
+
+    reorder_hypotheses(state, idx)  as ``select_state``, for an index (K,) that moves each
+                                    row only among the rows of its own source (beam
+                                    search's parents): the per-source parts stay as they are
+    """
+
+    def reorder_hypotheses(self, state: Any, index: Tensor) -> Any: ...
+
+
+@runtime_checkable
 class EmbeddingPerturbable(Protocol):
     """A model whose input is a sequence of word embeddings, so that adversarial training
     (``optim.adversarial``, ``seqlab.nn.adversarial``) can perturb them.

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from seqlab.contract import Decodable, StepDecodable
+from seqlab.contract import Decodable, SourceSharedState, StepDecodable
 from seqlab.errors import ConfigError
 
 
@@ -494,7 +494,10 @@ def beam_search_batch(
             past = attention.index_select(0, rows) if attention is not None else None
             now = weights.index_select(0, rows).unsqueeze(1)
             attention = now if past is None else torch.cat([past, now], dim=1)
-        state = model.select_state(state, rows)
+        if len(keep_blocks) == blocks and isinstance(model, SourceSharedState):
+            state = model.reorder_hypotheses(state, rows)  # per-source parts stay
+        else:
+            state = model.select_state(state, rows)
         if len(keep_blocks) < blocks:
             # The K rows of a source hold the same memory and mask and a parent is always
             # a row of its own source, so these follow the sources, not the hypotheses:

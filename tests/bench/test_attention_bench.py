@@ -16,3 +16,4 @@ def test_bench_attention_quick_reports_the_issue_keys() -> None:
         "mha_causal",
         "transformer_layer",
     ]
+    assert result["device"] == "cpu" and result["git_commit"] and result["date"]

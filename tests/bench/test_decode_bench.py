@@ -14,3 +14,4 @@ def test_bench_decode_reports_rates_and_speedup(tmp_path: Path) -> None:
         assert result[key] > 0
     # 4 sentences in one batch (eval_batch_size 100 / beam 5 = 20 a batch) vs 4 alone
     assert result["batched_beam_speedup"] > 1.5
+    assert result["git_commit"] and result["cpu"] and result["torch_threads"] == 1

@@ -140,3 +140,23 @@ def test_configuration_errors() -> None:
         RecurrentDecoder("gru", V, E, H, attention=Attention("dot", H, H), memory_size=H)
     with pytest.raises(ConfigError, match="style"):
         RecurrentDecoder("gru", V, E, H, style="bogus")  # type: ignore[arg-type]
+
+
+def test_reordering_hypotheses_keeps_the_per_source_keys() -> None:
+    """Beam search moves rows only within a source: the projected keys (the same on every
+    row of a source) stay, the rest is reordered as select_state reorders it."""
+    decoder = attentive("lstm", "general", "luong", feeding=True).eval()
+    memory, _ = memory_of(decoder, [5, 5, 3, 3])  # two sources, two hypotheses each
+    memory[1], memory[3] = memory[0], memory[2]
+    g = torch.Generator().manual_seed(1)
+    init = (torch.randn(2, 4, H, generator=g), torch.randn(2, 4, H, generator=g))
+    state = decoder.initial_state(init, memory)
+    assert state.keys is not None and state.feed is not None
+    index = torch.tensor([1, 1, 3, 2])  # parents within each source's rows
+    selected = decoder.select_state(state, index)
+    reordered = decoder.reorder_hypotheses(state, index)
+    assert reordered.keys is state.keys
+    torch.testing.assert_close(reordered.keys, selected.keys)
+    torch.testing.assert_close(reordered.feed, selected.feed)
+    for ours, theirs in zip(reordered.hidden, selected.hidden, strict=True):
+        torch.testing.assert_close(ours, theirs)

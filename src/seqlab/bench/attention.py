@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from seqlab.bench.metadata import bench_metadata
 from seqlab.nn.attention import MultiHeadAttention
 from seqlab.nn.transformer import TransformerEncoderLayer, causal_mask
 
@@ -131,7 +132,7 @@ def run(quick: bool = False, device: str | None = None) -> dict[str, object]:
             times[name][0].append(ours_time)
             times[name][1].append(theirs_time)
     result: dict[str, object] = {
-        "device": str(dev),
+        **bench_metadata(str(dev)),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "config": dict(config) | {"dropout": DROPOUT},

@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import torch
 
+from seqlab.bench.metadata import bench_metadata
 from seqlab.config import ExperimentConfig
 from seqlab.evaluation import LoadedRun
 from seqlab.loader import load_config
@@ -107,4 +108,5 @@ def run(
         "beam5_single_sentences_per_s": alone,
         "single_sentences": len(subset),
         "batched_beam_speedup": batched / alone,
+        **bench_metadata("cpu"),
     }

@@ -144,6 +144,9 @@ class Captioner(nn.Module):
     def select_state(self, state: DecoderState, index: Tensor) -> DecoderState:
         return self.decoder.select_state(state, index)
 
+    def reorder_hypotheses(self, state: DecoderState, index: Tensor) -> DecoderState:
+        return self.decoder.reorder_hypotheses(state, index)
+
     def forward(self, batch: CaptionBatch) -> tuple[Tensor, Tensor | None]:
         """Teacher-forced logits (B, S, V) and attention weights (B, S, K)."""
         memory = self.annotations(batch.inputs)

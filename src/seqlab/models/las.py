@@ -136,6 +136,9 @@ class LAS(nn.Module):
     def select_state(self, state: DecoderState, index: Tensor) -> DecoderState:
         return self.speller.select_state(state, index)
 
+    def reorder_hypotheses(self, state: DecoderState, index: Tensor) -> DecoderState:
+        return self.speller.reorder_hypotheses(state, index)
+
     def spell(self, batch: SpeechBatch, memory: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Teacher-forced logits (B, S, V) at each target position and the attention
         weights (B, S, K)."""

@@ -247,3 +247,6 @@ class Seq2Seq(nn.Module):
 
     def select_state(self, state: DecoderState, index: Tensor) -> DecoderState:
         return self.decoder.select_state(state, index)
+
+    def reorder_hypotheses(self, state: DecoderState, index: Tensor) -> DecoderState:
+        return self.decoder.reorder_hypotheses(state, index)

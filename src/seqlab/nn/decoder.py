@@ -170,6 +170,13 @@ class RecurrentDecoder(nn.Module):
         keys = None if state.keys is None else state.keys.index_select(0, index)
         return DecoderState(picked, feed, keys)
 
+    def reorder_hypotheses(self, state: DecoderState, index: Tensor) -> DecoderState:
+        """:meth:`select_state` for an ``index`` (K,) that moves each row only among the
+        rows of its own source (beam search's parents): the projected keys, the same on
+        every row of a source, are kept as they are instead of copied."""
+        reordered = self.select_state(state._replace(keys=None), index)
+        return reordered._replace(keys=state.keys)
+
     # ----------------------------------------------------------------------- one step
 
     def step(
