@@ -121,7 +121,32 @@ def test_causal_steps_equal_the_full_pass(norm_first: bool) -> None:
             dec_steps.append(out)
     torch.testing.assert_close(torch.cat(enc_steps, 1), full_enc, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.cat(dec_steps, 1), full_dec, atol=1e-5, rtol=1e-5)
-    assert enc_caches[0].shape == (B, T, E)
+    keys, values = enc_caches[0]  # every position's projected keys and values
+    assert keys.shape == values.shape == (B, H, T, E // H)
+
+
+def test_steps_reading_the_memory_projected_once_equal_the_full_pass() -> None:
+    torch.manual_seed(5)
+    decoder = TransformerDecoder(2, E, H, FF, 0.0, norm_first=True).eval()
+    x, memory = torch.randn(B, T, E), torch.randn(B, S, E)
+    memory_mask = lengths_mask([7, 3, 5], S)
+    with torch.no_grad():
+        full, _, full_weights = decoder.forward_weights(
+            x, memory, None, memory_mask, need_weights=True
+        )
+        projected = decoder.project_memory(memory)
+        assert projected[0][0].shape == (B, H, S, E // H)
+        caches = None
+        steps, weights = [], []
+        for t in range(T):
+            out, caches, w = decoder.forward_weights(
+                x[:, t : t + 1], memory, None, memory_mask, caches, True, projected
+            )
+            steps.append(out)
+            weights.append(w)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert full_weights is not None
+    torch.testing.assert_close(torch.cat(weights, 2), full_weights, atol=1e-5, rtol=1e-5)
 
 
 def test_stacks_equal_torch_stacks() -> None:

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from seqlab.contract import LossOutput
 from seqlab.errors import ConfigError
 from seqlab.models.rnn_lm import LMBatch
+from seqlab.nn.attention import KeyValues
 from seqlab.nn.transformer import POSITIONS, TransformerEncoder
 
 
@@ -68,8 +69,9 @@ class TransformerLMConfig:
 class DecodeState(NamedTuple):
     tokens: Tensor
     """(B, t) every token in the current context."""
-    caches: list[Tensor]
-    """One self-attention cache (B, t, E) per layer."""
+    caches: list[KeyValues]
+    """One self-attention cache per layer: the keys and values of the t positions seen,
+    (B, H, t, d) each."""
 
 
 class TransformerLM(nn.Module):
@@ -153,5 +155,5 @@ class TransformerLM(nn.Module):
     def select_state(self, state: DecodeState, index: Tensor) -> DecodeState:
         return DecodeState(
             state.tokens.index_select(0, index),
-            [cache.index_select(0, index) for cache in state.caches],
+            [(k.index_select(0, index), v.index_select(0, index)) for k, v in state.caches],
         )

@@ -35,6 +35,7 @@ from seqlab.contract import LossOutput
 from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
 from seqlab.models.seq2seq import Seq2SeqBatch, target_loss, target_nll
+from seqlab.nn.attention import KeyValues
 from seqlab.nn.transformer import POSITIONS, TransformerDecoder, TransformerEncoder
 
 
@@ -80,10 +81,14 @@ class TransformerSeq2SeqConfig:
 class TransformerState(NamedTuple):
     """What one decoding step hands to the next."""
 
-    caches: list[Tensor] | None
-    """One self-attention cache (B, t, E) per decoder layer; None before the first step."""
+    caches: list[KeyValues] | None
+    """One self-attention cache per decoder layer (the keys and values of the t positions
+    seen, (B, H, t, d) each); None before the first step."""
     position: int
     """t: the position of the next input token (the same for every row)."""
+    memory: list[KeyValues] | None = None
+    """Every decoder layer's cross-attention keys and values of the source, projected once
+    at the first step ((B, H, S, d) each): the same on every row of a source."""
 
 
 class TransformerSeq2Seq(nn.Module):
@@ -178,16 +183,30 @@ class TransformerSeq2Seq(nn.Module):
         if memory is None:
             raise ValueError("the Transformer decoder needs the encoder memory")
         embedded = self._embed(self.target_embedding, tokens.unsqueeze(1), state.position)
+        projected = state.memory
+        if projected is None:
+            projected = self.decoder.project_memory(memory)
         hidden, caches, weights = self.decoder.forward_weights(
-            embedded, memory, None, mask, state.caches, need_weights=True
+            embedded, memory, None, mask, state.caches, need_weights=True, projected=projected
         )
         assert weights is not None  # (B, H, 1, S)
         logits = self.output(hidden[:, 0])
-        return logits, TransformerState(caches, state.position + 1), weights.mean(1)[:, 0]
+        following = TransformerState(caches, state.position + 1, projected)
+        return logits, following, weights.mean(1)[:, 0]
 
     def select_state(self, state: TransformerState, index: Tensor) -> TransformerState:
-        if state.caches is None:
-            return state
         return TransformerState(
-            [cache.index_select(0, index) for cache in state.caches], state.position
+            _select(state.caches, index), state.position, _select(state.memory, index)
         )
+
+    def reorder_hypotheses(self, state: TransformerState, index: Tensor) -> TransformerState:
+        """:meth:`select_state` for an index that moves rows only within their source
+        (beam search's parents): the projected memory stays as it is."""
+        return TransformerState(_select(state.caches, index), state.position, state.memory)
+
+
+def _select(pairs: list[KeyValues] | None, index: Tensor) -> list[KeyValues] | None:
+    """Keep / reorder the batch rows of every (keys, values) pair by ``index`` (K,)."""
+    if pairs is None:
+        return None
+    return [(k.index_select(0, index), v.index_select(0, index)) for k, v in pairs]

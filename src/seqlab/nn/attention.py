@@ -193,6 +193,11 @@ class Attention(nn.Module):
         return weights @ values, weights  # (B, Q, Dv), (B, Q, K)
 
 
+KeyValues = tuple[Tensor, Tensor]
+"""Projected keys and values (B, H, K, d) each: a memory read at every step, or a
+self-attention cache that grows by one position a step."""
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with ``torch.nn.MultiheadAttention``'s parameters (names, shapes,
     initialisation), batch first, so its ``state_dict`` loads into torch's and back.
@@ -258,20 +263,28 @@ class MultiHeadAttention(nn.Module):
             nn.init.zeros_(self.in_proj_bias)
             nn.init.zeros_(self.out_proj.bias)
 
-    def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Q W^Q + b, K W^K + b, V W^V + b: (B, Q, E), (B, K, E), (B, K, E)."""
+    def _weights(
+        self,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """W^Q, W^K, W^V and their biases (None without bias)."""
         E = self.embed_size
         b_q = b_k = b_v = None
         if self.in_proj_bias is not None:
             b_q, b_k, b_v = self.in_proj_bias.split(E)
         if self.in_proj_weight is not None:
-            if query is key and key is value:  # self-attention: one matrix product
-                packed = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, Q, 3E)
-                q, k, v = packed.chunk(3, dim=-1)
-                return q, k, v
             w_q, w_k, w_v = self.in_proj_weight.split(E)
         else:
             w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        return w_q, w_k, w_v, b_q, b_k, b_v
+
+    def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Q W^Q + b, K W^K + b, V W^V + b: (B, Q, E), (B, K, E), (B, K, E)."""
+        if self.in_proj_weight is not None and query is key and key is value:
+            # self-attention: one matrix product
+            packed = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, Q, 3E)
+            q, k, v = packed.chunk(3, dim=-1)
+            return q, k, v
+        w_q, w_k, w_v, b_q, b_k, b_v = self._weights()
         return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
     def _heads(self, projected: Tensor) -> Tensor:
@@ -293,8 +306,65 @@ class MultiHeadAttention(nn.Module):
                 "MultiHeadAttention expects batch-first (B, T, E) inputs, got "
                 f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
             )
-        B, Q, _ = query.shape
-        K = key.size(1)
+        q, k, v = (self._heads(t) for t in self._project(query, key, value))  # (B, H, T, d)
+        return self._attend(q, k, v, mask, causal, need_weights)
+
+    # ------------------------------------------------- step-by-step decoding (caches)
+
+    def project_memory(self, key: Tensor, value: Tensor) -> KeyValues:
+        """The keys and values of a memory that many queries will read (the encoder output
+        a decoder attends at every step), projected once: (B, H, K, d) each."""
+        _, w_k, w_v, _, b_k, b_v = self._weights()
+        return self._heads(F.linear(key, w_k, b_k)), self._heads(F.linear(value, w_v, b_v))
+
+    def forward_memory(
+        self,
+        query: Tensor,
+        memory: KeyValues,
+        mask: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """``forward(query, key, value, mask)`` with the keys and values already projected
+        by :meth:`project_memory`."""
+        w_q, _, _, b_q, _, _ = self._weights()
+        q = self._heads(F.linear(query, w_q, b_q))
+        return self._attend(q, memory[0], memory[1], mask, False, need_weights)
+
+    def forward_cached(
+        self,
+        x: Tensor,
+        cache: KeyValues | None = None,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None, KeyValues]:
+        """Self-attention of x (B, T, E) that also returns its projected keys and values
+        (B, H, t + T, d) for the next step. With a ``cache`` (those of the t earlier
+        positions), T must be 1: the new position attends every earlier one and itself,
+        which is the causal pass restricted to its row; ``mask`` (B, t + 1) then covers
+        every position seen."""
+        q, k, v = (self._heads(t) for t in self._project(x, x, x))  # (B, H, T, d)
+        if cache is not None:
+            if x.size(1) != 1:
+                raise ValueError(f"a cached step takes one position at a time, got {x.size(1)}")
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            causal = False
+        out, weights = self._attend(q, k, v, mask, causal, need_weights)
+        return out, weights, (k, v)
+
+    def _attend(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        causal: bool,
+        need_weights: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Projected heads q (B, H, Q, d), k and v (B, H, K, d) -> (output (B, Q, E),
+        weights (B, H, Q, K) | None)."""
+        B, _, Q, _ = q.shape
+        K = k.size(2)
         if causal and Q != K:
             raise ValueError(f"causal attention needs as many queries as keys, got {Q} and {K}")
         if mask is not None and (mask.dtype != torch.bool or mask.shape != (B, K)):
@@ -302,12 +372,11 @@ class MultiHeadAttention(nn.Module):
                 f"mask must be a bool (B, K) = {(B, K)} tensor, True at real keys; "
                 f"got {mask.dtype} {tuple(mask.shape)}"
             )
-        q, k, v = (self._heads(t) for t in self._project(query, key, value))  # (B, H, T, d)
         allowed = None  # (B or 1, 1, Q, K) bool: True where query may attend key
         if mask is not None:
             allowed = mask[:, None, None, :]
         if causal:
-            lower = torch.ones(Q, K, dtype=torch.bool, device=query.device).tril()
+            lower = torch.ones(Q, K, dtype=torch.bool, device=q.device).tril()
             allowed = lower if allowed is None else allowed & lower
         dropout = self.dropout if self.training else 0.0
 

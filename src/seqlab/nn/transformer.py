@@ -19,9 +19,11 @@ Shapes: B batch, T target/input time, S source (memory) time, E = d_model, F fee
 Masks follow ``seqlab.nn.attention``: bool, True at real positions. A pre-norm stack ends
 with a final LayerNorm (``norm``), as GPT-2 and ``nn.TransformerEncoder(norm=...)`` do.
 
-Step-by-step decoding: a layer's ``cache`` holds what its self-attention has seen so far
-(its input at every earlier position, (B, t, E)); a step attends from the new position to
-the cache plus itself, which is exactly the causal pass restricted to the last row.
+Step-by-step decoding: a layer's ``cache`` holds the projected keys and values of every
+position its self-attention has seen so far ((B, H, t, d) each); a step projects only the
+new position and attends from it to the cache plus itself, which is exactly the causal pass
+restricted to the last row. A decoder's cross-attention reads the memory's keys and values
+projected once per source (:meth:`TransformerDecoder.project_memory`), not at every step.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlab.nn.attention import MultiHeadAttention
+from seqlab.nn.attention import KeyValues, MultiHeadAttention
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
@@ -118,25 +120,22 @@ class _Sublayers(nn.Module):
         """(B, T, E) -> (B, T, E)."""
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
+    @staticmethod
     def _self_attention(
-        self,
         attention: MultiHeadAttention,
         x: Tensor,
         mask: Tensor | None,
         causal: bool,
-        cache: Tensor | None,
-    ) -> tuple[Tensor, Tensor]:
-        """Self-attention of x (B, T, E) -> (output (B, T, E), the new cache (B, t + T, E)).
+        cache: KeyValues | None,
+    ) -> tuple[Tensor, KeyValues]:
+        """Self-attention of x (B, T, E) -> (output (B, T, E), the new cache: projected keys
+        and values (B, H, t + T, d)).
 
-        With a cache (the inputs at the t earlier positions), T must be 1: the new position
+        With a cache (those of the t earlier positions), T must be 1: the new position
         attends every earlier one and itself.
         """
-        if cache is None:
-            return attention(x, x, x, mask, causal=causal)[0], x
-        if x.size(1) != 1:
-            raise ValueError(f"a cached step takes one position at a time, got {x.size(1)}")
-        seen = torch.cat([cache, x], dim=1)  # (B, t + 1, E)
-        return attention(x, seen, seen, mask)[0], seen
+        out, _, cache = attention.forward_cached(x, cache, mask, causal)
+        return out, cache
 
 
 class TransformerEncoderLayer(_Sublayers):
@@ -174,8 +173,8 @@ class TransformerEncoderLayer(_Sublayers):
         x: Tensor,
         mask: Tensor | None = None,
         causal: bool = False,
-        cache: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
+        cache: KeyValues | None = None,
+    ) -> tuple[Tensor, KeyValues]:
         """forward, also returning the self-attention cache for step-by-step decoding."""
         if self.norm_first:
             attended, cache = self._self_attention(
@@ -239,8 +238,8 @@ class TransformerDecoderLayer(_Sublayers):
         mask: Tensor | None = None,
         memory_mask: Tensor | None = None,
         causal: bool = True,
-        cache: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
+        cache: KeyValues | None = None,
+    ) -> tuple[Tensor, KeyValues]:
         """forward, also returning the self-attention cache for step-by-step decoding."""
         x, cache, _ = self.forward_weights(x, memory, mask, memory_mask, causal, cache)
         return x, cache
@@ -252,30 +251,45 @@ class TransformerDecoderLayer(_Sublayers):
         mask: Tensor | None = None,
         memory_mask: Tensor | None = None,
         causal: bool = True,
-        cache: Tensor | None = None,
+        cache: KeyValues | None = None,
         need_weights: bool = False,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        projected: KeyValues | None = None,
+    ) -> tuple[Tensor, KeyValues, Tensor | None]:
         """forward_cached, also returning the cross-attention weights (B, H, T, S) when
-        ``need_weights`` (computed by the explicit path; None otherwise)."""
+        ``need_weights`` (computed by the explicit path; None otherwise). ``projected``: the
+        memory's keys and values from :meth:`project_memory` (else projected here)."""
         if self.norm_first:
             attended, cache = self._self_attention(
                 self.self_attn, self.norm1(x), mask, causal, cache
             )
             x = x + self.dropout1(attended)
-            crossed, weights = self._cross(self.norm2(x), memory, memory_mask, need_weights)
+            crossed, weights = self._cross(
+                self.norm2(x), memory, memory_mask, need_weights, projected
+            )
             x = x + self.dropout2(crossed)
             x = x + self.dropout3(self._ffn(self.norm3(x)))
         else:
             attended, cache = self._self_attention(self.self_attn, x, mask, causal, cache)
             x = self.norm1(x + self.dropout1(attended))
-            crossed, weights = self._cross(x, memory, memory_mask, need_weights)
+            crossed, weights = self._cross(x, memory, memory_mask, need_weights, projected)
             x = self.norm2(x + self.dropout2(crossed))
             x = self.norm3(x + self.dropout3(self._ffn(x)))
         return x, cache, weights
 
+    def project_memory(self, memory: Tensor) -> KeyValues:
+        """The cross-attention's keys and values of ``memory`` (B, S, E), (B, H, S, d) each."""
+        return self.multihead_attn.project_memory(memory, memory)
+
     def _cross(
-        self, x: Tensor, memory: Tensor, memory_mask: Tensor | None, need_weights: bool
+        self,
+        x: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor | None,
+        need_weights: bool,
+        projected: KeyValues | None,
     ) -> tuple[Tensor, Tensor | None]:
+        if projected is not None:
+            return self.multihead_attn.forward_memory(x, projected, memory_mask, need_weights)
         return self.multihead_attn(x, memory, memory, memory_mask, need_weights=need_weights)
 
 
@@ -324,8 +338,8 @@ class TransformerEncoder(nn.Module):
         x: Tensor,
         mask: Tensor | None = None,
         causal: bool = False,
-        caches: list[Tensor] | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
+        caches: list[KeyValues] | None = None,
+    ) -> tuple[Tensor, list[KeyValues]]:
         """forward with one self-attention cache per layer (None: start fresh)."""
         new_caches = []
         layers = cast(list[TransformerEncoderLayer], list(self.layers))
@@ -391,12 +405,18 @@ class TransformerDecoder(nn.Module):
         memory: Tensor,
         mask: Tensor | None = None,
         memory_mask: Tensor | None = None,
-        caches: list[Tensor] | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
+        caches: list[KeyValues] | None = None,
+    ) -> tuple[Tensor, list[KeyValues]]:
         """forward with one self-attention cache per layer (None: start fresh); a cached
         call takes one new position (B, 1, E) and ``mask`` then covers every position seen."""
         x, new_caches, _ = self.forward_weights(x, memory, mask, memory_mask, caches)
         return x, new_caches
+
+    def project_memory(self, memory: Tensor) -> list[KeyValues]:
+        """Every layer's cross-attention keys and values of ``memory`` (B, S, E), computed
+        once per source for step-by-step decoding."""
+        layers = cast(list[TransformerDecoderLayer], list(self.layers))
+        return [layer.project_memory(memory) for layer in layers]
 
     def forward_weights(
         self,
@@ -404,11 +424,13 @@ class TransformerDecoder(nn.Module):
         memory: Tensor,
         mask: Tensor | None = None,
         memory_mask: Tensor | None = None,
-        caches: list[Tensor] | None = None,
+        caches: list[KeyValues] | None = None,
         need_weights: bool = False,
-    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        projected: list[KeyValues] | None = None,
+    ) -> tuple[Tensor, list[KeyValues], Tensor | None]:
         """forward_cached, also returning the last layer's cross-attention weights
-        (B, H, T, S) when ``need_weights`` (None otherwise)."""
+        (B, H, T, S) when ``need_weights`` (None otherwise). ``projected``: every layer's
+        memory keys and values from :meth:`project_memory` (else projected here)."""
         new_caches = []
         weights: Tensor | None = None
         layers = cast(list[TransformerDecoderLayer], list(self.layers))
@@ -416,7 +438,14 @@ class TransformerDecoder(nn.Module):
             cache = None if caches is None else caches[index]
             last = need_weights and index == len(layers) - 1
             x, cache, weights = layer.forward_weights(
-                x, memory, mask, memory_mask, True, cache, last
+                x,
+                memory,
+                mask,
+                memory_mask,
+                True,
+                cache,
+                last,
+                None if projected is None else projected[index],
             )
             new_caches.append(cache)
         if self.norm is not None:
