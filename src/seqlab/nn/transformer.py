@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -293,12 +293,11 @@ class TransformerDecoderLayer(_Sublayers):
         return self.multihead_attn(x, memory, memory, memory_mask, need_weights=need_weights)
 
 
-class TransformerEncoder(nn.Module):
-    """``num_layers`` encoder layers; a pre-norm stack ends with a LayerNorm.
+class _Stack(nn.Module):
+    """``num_layers`` layers of ``layer_type``, built with the same arguments; a pre-norm
+    stack ends with a LayerNorm (``norm``)."""
 
-    forward(x (B, T, E), mask (B, T) | None, causal=False) -> (B, T, E). With
-    ``causal=True`` this is a decoder-only (GPT) stack.
-    """
+    layer_type: ClassVar[Callable[..., nn.Module]]
 
     def __init__(
         self,
@@ -314,21 +313,19 @@ class TransformerEncoder(nn.Module):
         fused: bool = True,
     ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            TransformerEncoderLayer(
-                d_model,
-                nhead,
-                dim_feedforward,
-                dropout,
-                activation,
-                layer_norm_eps,
-                norm_first,
-                bias,
-                fused,
-            )  # fmt: skip
-            for _ in range(num_layers)
-        )
+        args = (d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, norm_first)
+        self.layers = nn.ModuleList(self.layer_type(*args, bias, fused) for _ in range(num_layers))
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias) if norm_first else None
+
+
+class TransformerEncoder(_Stack):
+    """``num_layers`` encoder layers; a pre-norm stack ends with a LayerNorm.
+
+    forward(x (B, T, E), mask (B, T) | None, causal=False) -> (B, T, E). With
+    ``causal=True`` this is a decoder-only (GPT) stack.
+    """
+
+    layer_type = TransformerEncoderLayer
 
     def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
         return self.forward_cached(x, mask, causal)[0]
@@ -353,42 +350,14 @@ class TransformerEncoder(nn.Module):
         return x, new_caches
 
 
-class TransformerDecoder(nn.Module):
+class TransformerDecoder(_Stack):
     """``num_layers`` decoder layers; a pre-norm stack ends with a LayerNorm.
 
     forward(x (B, T, E), memory (B, S, E), mask (B, T) | None, memory_mask (B, S) | None)
     -> (B, T, E), causal over x.
     """
 
-    def __init__(
-        self,
-        num_layers: int,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        layer_norm_eps: float = 1e-5,
-        norm_first: bool = False,
-        bias: bool = True,
-        fused: bool = True,
-    ) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(
-            TransformerDecoderLayer(
-                d_model,
-                nhead,
-                dim_feedforward,
-                dropout,
-                activation,
-                layer_norm_eps,
-                norm_first,
-                bias,
-                fused,
-            )  # fmt: skip
-            for _ in range(num_layers)
-        )
-        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias) if norm_first else None
+    layer_type = TransformerDecoderLayer
 
     def forward(
         self,
