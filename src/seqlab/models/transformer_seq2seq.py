@@ -15,8 +15,9 @@ two side by side on the same data.
     loss = (1 - eps) NLL + eps mean_k(-log p_k)              label smoothing eps (training)
 
 Step-by-step decoding (:mod:`seqlab.decode`'s greedy / beam search) keeps one
-self-attention cache per decoder layer (the layer's inputs at the earlier positions); a
-step is the causal pass restricted to its last position. The attention weights a step
+self-attention cache per decoder layer (the projected keys and values of the earlier
+positions) and every layer's cross-attention keys and values of the source, projected at
+the first step; a step is the causal pass restricted to its last position. The attention weights a step
 returns are the last decoder layer's cross-attention, averaged over heads.
 
 Shapes: B batch, S source positions, T target steps, E = d_model, V target vocabulary.
