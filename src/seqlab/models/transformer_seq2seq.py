@@ -17,8 +17,8 @@ two side by side on the same data.
 Step-by-step decoding (:mod:`seqlab.decode`'s greedy / beam search) keeps one
 self-attention cache per decoder layer (the projected keys and values of the earlier
 positions) and every layer's cross-attention keys and values of the source, projected at
-the first step; a step is the causal pass restricted to its last position. The attention weights a step
-returns are the last decoder layer's cross-attention, averaged over heads.
+the first step; a step is the causal pass restricted to its last position. The attention
+weights a step returns are the last decoder layer's cross-attention, averaged over heads.
 
 Shapes: B batch, S source positions, T target steps, E = d_model, V target vocabulary.
 """
