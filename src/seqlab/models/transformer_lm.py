@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from seqlab.contract import LossOutput
 from seqlab.errors import ConfigError
 from seqlab.models.rnn_lm import LMBatch
-from seqlab.nn.attention import KeyValues
+from seqlab.nn.attention import KeyValues, select_key_values
 from seqlab.nn.transformer import POSITIONS, TransformerEncoder
 
 
@@ -155,5 +155,5 @@ class TransformerLM(nn.Module):
     def select_state(self, state: DecodeState, index: Tensor) -> DecodeState:
         return DecodeState(
             state.tokens.index_select(0, index),
-            [(k.index_select(0, index), v.index_select(0, index)) for k, v in state.caches],
+            select_key_values(state.caches, index),
         )

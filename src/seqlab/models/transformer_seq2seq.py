@@ -36,7 +36,7 @@ from seqlab.contract import LossOutput
 from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
 from seqlab.models.seq2seq import Seq2SeqBatch, target_loss, target_nll
-from seqlab.nn.attention import KeyValues
+from seqlab.nn.attention import KeyValues, select_key_values
 from seqlab.nn.transformer import POSITIONS, TransformerDecoder, TransformerEncoder
 
 
@@ -208,6 +208,4 @@ class TransformerSeq2Seq(nn.Module):
 
 def _select(pairs: list[KeyValues] | None, index: Tensor) -> list[KeyValues] | None:
     """Keep / reorder the batch rows of every (keys, values) pair by ``index`` (K,)."""
-    if pairs is None:
-        return None
-    return [(k.index_select(0, index), v.index_select(0, index)) for k, v in pairs]
+    return None if pairs is None else select_key_values(pairs, index)

@@ -198,6 +198,11 @@ KeyValues = tuple[Tensor, Tensor]
 self-attention cache that grows by one position a step."""
 
 
+def select_key_values(pairs: list[KeyValues], index: Tensor) -> list[KeyValues]:
+    """Keep / reorder the batch rows of every (keys, values) pair by ``index`` (K,)."""
+    return [(k.index_select(0, index), v.index_select(0, index)) for k, v in pairs]
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with ``torch.nn.MultiheadAttention``'s parameters (names, shapes,
     initialisation), batch first, so its ``state_dict`` loads into torch's and back.
