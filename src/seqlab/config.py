@@ -202,11 +202,6 @@ class TrainerConfig:
     tensorboard: bool = False
     threads: int = 0
     """torch intra-op threads (0: torch's default)."""
-    keep_freed_memory: bool = True
-    """On a CPU under Linux (glibc), raise the C allocator's mmap and trim thresholds so the
-    large buffers freed every step are reused rather than returned to the kernel and
-    faulted in again (``seqlab.train.allocator``); resident memory then stays at its peak.
-    False leaves the allocator as it is."""
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     """Autocast of the forward pass and loss to ``bf16`` (CPU and GPU) or ``fp16`` (CUDA
     only, with a gradient scaler); the weights, gradients and optimizer stay in fp32.

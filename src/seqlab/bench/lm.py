@@ -12,10 +12,8 @@ windows, ``nn.Embedding`` + ``nn.LSTM`` + ``nn.Linear``, a hand-written step,
 the weights at the end. Rounds alternate who goes first; ``speed_ratio`` = median over
 rounds of seqlab tokens/s / plain tokens/s (>= 1.0: no framework overhead).
 
-The Trainer raises glibc's mmap and trim thresholds on a CPU (``trainer.keep_freed_memory``,
-``seqlab.train.allocator``); that is process-wide, so from the warm-up on the plain loop
-runs on the same allocator settings and the ratio compares the loops alone. A warm-up of
-``WARMUP`` steps a side, untimed, lets the heap reach its steady size first.
+A warm-up of ``WARMUP`` steps a side, untimed, lets the allocator's heap and oneDNN's
+primitives settle first.
 """
 
 from __future__ import annotations
@@ -166,7 +164,6 @@ def run(quick: bool = False, steps: int | None = None, rounds: int = 3) -> dict[
         "steps": steps,
         "rounds": rounds,
         "timed": "whole training loop: batches, steps, logging, saving the weights",
-        "keep_freed_memory": cfg.trainer.keep_freed_memory,
         **bench_metadata(cfg.trainer.device),
     }
 

@@ -44,7 +44,6 @@ from seqlab.nn.adversarial import adversarial_objective
 from seqlab.nn.recurrent import cpu_has_native_bf16
 from seqlab.rundir import RunDir
 from seqlab.train import distributed
-from seqlab.train.allocator import keep_freed_memory
 from seqlab.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -163,8 +162,6 @@ class Trainer:
                 "loss_from_logits; the classify task's cnn and rnn have them)"
             )
         self.device = module_device(model, cfg.trainer.device)
-        if self.device.type == "cpu" and cfg.trainer.keep_freed_memory:
-            keep_freed_memory()
         self.optimizer = build_optimizer(param_groups(model, cfg.optim), cfg.optim)
         self.freezer = Freezer(model, cfg.optim)
         if self.freezer.changes and self.ctx.active:
