@@ -80,6 +80,11 @@ class OptimConfig:
     """L2 penalty (lambda/2 * ||w||^2 added to the loss; weight decay for AdamW)."""
     l1: float = 0.0
     """L1 penalty (lambda * ||w||_1 added to the loss)."""
+    l2_groups: tuple[tuple[str, float], ...] = ()
+    """L2 weights for named layer groups, overriding ``l2`` for them: ``[[embedding, 0.0]]``
+    leaves the word vectors unpenalised (Tai et al. 2015), ``[[composition, 1e-3],
+    [output, 1e-4]]`` gives each its own (Socher et al. 2013). Group names as in
+    ``optim.freeze`` (a name, or a prefix ending before a dot)."""
     schedule: Literal[
         "constant", "step", "epoch_decay", "plateau", "warmup", "noam", "cosine", "piecewise"
     ] = "constant"
@@ -131,6 +136,7 @@ class OptimConfig:
             ("rho", self.rho, 0 <= self.rho < 1, "in [0, 1)"),
             ("l2", self.l2, self.l2 >= 0, ">= 0"),
             ("l1", self.l1, self.l1 >= 0, ">= 0"),
+            *((f"l2_groups {name}", value, value >= 0, ">= 0") for name, value in self.l2_groups),
             ("gamma", self.gamma, self.gamma > 0, "> 0"),
             ("step_size", self.step_size, self.step_size >= 1, ">= 1"),
             ("decay_start", self.decay_start, self.decay_start >= 0, ">= 0"),
@@ -147,6 +153,11 @@ class OptimConfig:
         if self.schedule == "plateau" and self.gamma >= 1:
             raise ConfigError(
                 f"optim.gamma must be < 1 with schedule: plateau (it cuts the lr), got {self.gamma}"
+            )
+        if self.l2_groups and self.name == "adamw":
+            raise ConfigError(
+                "optim.l2_groups sets L2 penalties on the loss, which AdamW replaces by its "
+                "decoupled weight decay (optim.l2); use adam, or one optim.l2 with adamw"
             )
         if self.nesterov and (self.name != "sgd" or self.momentum == 0):
             raise ConfigError(

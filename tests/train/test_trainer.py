@@ -207,6 +207,34 @@ def test_l1_penalty_shrinks_weights(tmp_path: Path) -> None:
     torch.testing.assert_close(value, expect)
 
 
+class TwoGroups(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(5, 3)
+        self.rnn = nn.LSTM(3, 3, num_layers=2)
+        self.output = nn.Linear(3, 2)
+
+
+def test_l2_groups_override_the_l2_of_the_groups_they_name() -> None:
+    from seqlab.train.optim import l2_weights, penalty
+
+    model = TwoGroups()
+    cfg = OptimConfig(l2=0.2, l2_groups=(("embedding", 0.0), ("rnn", 0.6)))
+    assert l2_weights(model, cfg) == {"embedding": 0.0, "rnn.l0": 0.6, "rnn.l1": 0.6, "output": 0.2}
+    rnn = [p for n, p in model.rnn.named_parameters() if n.startswith("weight")]
+    expect = 0.3 * sum(w.pow(2).sum() for w in rnn) + 0.1 * model.output.weight.pow(2).sum()
+    value = penalty(model, cfg)
+    assert value is not None
+    torch.testing.assert_close(value, expect)
+    assert penalty(model, OptimConfig(l2=0.0, l2_groups=(("output", 0.0),))) is None
+    with pytest.raises(ConfigError, match=r"optim.l2_groups: 'decoder' names no layer group"):
+        l2_weights(model, OptimConfig(l2_groups=(("decoder", 0.1),)))
+    with pytest.raises(ConfigError, match=r"optim.l2_groups rnn must be >= 0"):
+        OptimConfig(l2_groups=(("rnn", -1.0),)).validate()
+    with pytest.raises(ConfigError, match="AdamW"):
+        OptimConfig(name="adamw", l2_groups=(("rnn", 0.1),)).validate()
+
+
 @pytest.mark.parametrize("name", ["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"])
 def test_every_optimizer_lowers_the_loss(name: str) -> None:
     from seqlab.train.optim import build_optimizer

@@ -37,15 +37,20 @@ _LAYER = re.compile(r"_l(\d+)(_reverse)?$")
 LayerGroups = list[tuple[str, list[nn.Parameter]]]
 
 
+def group_name(parameter_name: str) -> str:
+    """The layer group of a parameter: its top-level module, or ``rnn.l{k}`` for layer k
+    of a recurrent stack that is a top-level module."""
+    parts = parameter_name.split(".")
+    layer = _LAYER.search(parts[-1]) if len(parts) == 2 else None
+    return f"{parts[0]}.l{layer.group(1)}" if layer else parts[0]
+
+
 def layer_groups(model: nn.Module) -> LayerGroups:
     """``[(name, parameters), ...]`` input first (see the module docstring); shared
     (tied) parameters count once, in the group where they first appear."""
     groups: dict[str, list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        parts = name.split(".")
-        layer = _LAYER.search(parts[-1]) if len(parts) == 2 else None
-        key = f"{parts[0]}.l{layer.group(1)}" if layer else parts[0]
-        groups.setdefault(key, []).append(param)
+        groups.setdefault(group_name(name), []).append(param)
     return list(groups.items())
 
 
@@ -148,14 +153,29 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
     )
 
 
+def l2_weights(model: nn.Module, cfg: OptimConfig) -> dict[str, float]:
+    """The L2 weight of each of ``model``'s layer groups: ``optim.l2``, or the value that
+    ``optim.l2_groups`` gives the group (ConfigError for a name that picks no group)."""
+    groups = layer_groups(model)
+    weights = {name: cfg.l2 for name, _ in groups}
+    for wanted, value in cfg.l2_groups:
+        for name in _selected(groups, [wanted], "optim.l2_groups"):
+            weights[name] = value
+    return weights
+
+
 def penalty(model: nn.Module, cfg: OptimConfig) -> torch.Tensor | None:
-    """``l1 * sum|w| + l2/2 * sum w^2`` over weight matrices (biases and norms excluded)."""
-    l2 = 0.0 if cfg.name == "adamw" else cfg.l2
-    if cfg.l1 == 0.0 and l2 == 0.0:
+    """``l1 * sum|w| + l2/2 * sum w^2`` over weight matrices (biases and norms excluded),
+    ``l2`` per layer group (:func:`l2_weights`)."""
+    weights = {} if cfg.name == "adamw" else l2_weights(model, cfg)  # AdamW: decoupled
+    if cfg.l1 == 0.0 and not any(weights.values()):
         return None
     total: torch.Tensor | None = None
     for name, param in model.named_parameters():
         if not param.requires_grad or param.dim() < 2 or name.endswith("bias"):
+            continue
+        l2 = weights.get(group_name(name), 0.0)
+        if cfg.l1 == 0.0 and l2 == 0.0:
             continue
         term = cfg.l1 * param.abs().sum() + 0.5 * l2 * param.pow(2).sum()
         total = term if total is None else total + term

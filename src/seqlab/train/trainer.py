@@ -52,7 +52,7 @@ from seqlab.train.checkpoint import (
     set_rng_state,
 )
 from seqlab.train.device import module_device
-from seqlab.train.optim import Freezer, build_optimizer, param_groups, penalty
+from seqlab.train.optim import Freezer, build_optimizer, l2_weights, param_groups, penalty
 from seqlab.train.schedules import Schedule
 
 Metrics = Callable[[nn.Module], dict[str, float]]
@@ -164,6 +164,7 @@ class Trainer:
         self.device = module_device(model, cfg.trainer.device)
         self.optimizer = build_optimizer(param_groups(model, cfg.optim), cfg.optim)
         self.freezer = Freezer(model, cfg.optim)
+        l2_weights(model, cfg.optim)  # a group name that picks nothing fails before step 1
         if self.freezer.changes and self.ctx.active:
             raise ConfigError(
                 "optim.freeze_epochs and optim.gradual_unfreeze change which parameters "
