@@ -13,7 +13,7 @@ This module is the bottom of the model stack: it imports nothing of seqlab.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
 
@@ -105,6 +105,16 @@ class EmbeddingPerturbable(Protocol):
     def logits_from_embeddings(self, batch: Any, embedded: Tensor) -> Tensor: ...
 
     def loss_from_logits(self, batch: Any, logits: Tensor) -> LossOutput: ...
+
+
+@runtime_checkable
+class RefitsOnTrainingData(Protocol):
+    """A model with weights fitted apart from the gradient steps, on the training data, at
+    each evaluation (the RAE's sentence classifier: a logistic regression on the frozen
+    tree features, Socher et al. 2011). ``refit(batches)`` reads the training batches
+    once and sets those weights; it leaves the model in the mode it found it in."""
+
+    def refit(self, batches: Iterable[Any]) -> None: ...
 
 
 @runtime_checkable

@@ -142,3 +142,50 @@ def test_rae_predicts_on_its_greedy_tree() -> None:
     assert pred.gold[pred.structure.roots].tolist() == [e.label for e in data]
     shown = bracketed(pred.structure, [0] * pred.structure.num_nodes, [e.tokens for e in data])
     assert [parse_tree(t, binary=True).leaves() for t in shown] == [e.tokens for e in data]
+
+
+def test_rae_refit_fits_the_sentence_classifier_apart_from_the_loss() -> None:
+    from seqlab.contract import RefitsOnTrainingData
+
+    torch.manual_seed(0)
+    model = RAESentimentModel(
+        RAEConfig(embedding_size=6, embedding_init=0.5, classifier="refit", refit_l2=1e-3), 16, 5
+    )
+    assert isinstance(model, RefitsOnTrainingData)
+    assert not any(p.requires_grad for p in model.sentence_output.parameters())
+    data = [SentimentExample(e.tokens, e.ids, None, e.label) for e in examples()]
+    batches = [collate_sentences(data[:2]), collate_sentences(data[2:])]
+    # the loss is the node objective alone: the sentence classifier does not change it
+    before = float(model.loss(batches[0]).loss.detach())
+    with torch.no_grad():
+        model.sentence_output.weight.add_(1.0)
+    assert float(model.loss(batches[0]).loss.detach()) == pytest.approx(before)
+    model.train()
+    model.refit(batches)
+    assert model.training  # the mode it found
+    # at the optimum of the regularised logistic regression the gradient vanishes
+    model.eval()
+    with torch.no_grad():
+        features = torch.cat([model(b).features for b in batches])
+    labels = torch.tensor([e.label for e in data])
+    weight = model.sentence_output.weight.detach().clone().requires_grad_(True)
+    bias = model.sentence_output.bias.detach().clone().requires_grad_(True)
+    objective = nn.functional.cross_entropy(features @ weight.T + bias, labels)
+    objective = objective + 0.5 * 1e-3 * weight.pow(2).sum()
+    objective.backward()
+    assert weight.grad is not None and bias.grad is not None
+    assert float(weight.grad.abs().max()) < 1e-4 and float(bias.grad.abs().max()) < 1e-4
+    # the refit classifier is the one predict uses at the roots
+    pred = model.predict(collate_sentences(data))  # type: ignore[operator]
+    expect = torch.softmax(features @ weight.detach().T + bias.detach(), -1)
+    torch.testing.assert_close(pred.probs[pred.structure.roots], expect)
+
+
+def test_rae_joint_classifier_is_left_alone_by_refit() -> None:
+    model = build("rae")
+    data = [SentimentExample(e.tokens, e.ids, None, e.label) for e in examples()]
+    start = model.sentence_output.weight.detach().clone()
+    model.refit([collate_sentences(data)])  # type: ignore[operator]
+    torch.testing.assert_close(model.sentence_output.weight.detach(), start)
+    with pytest.raises(ConfigError, match="model.classifier"):
+        RAEConfig(classifier="both").validate()  # type: ignore[arg-type]

@@ -180,3 +180,21 @@ def test_eval_set_overrides_an_evaluation_setting(tmp_path: Path, monkeypatch: p
     assert last_json(result.output) == pytest.approx(last_json(plain.output), rel=1e-6)
     bad = runner.invoke(app, ["eval", str(run), "--set", "data.eval_batch_size=0"])
     assert bad.exit_code == 2 and "eval_batch_size" in bad.output
+
+
+def test_rae_refit_classifier_is_fitted_at_each_evaluation_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    write_data(tmp_path / "data")
+    monkeypatch.setenv("SEQLAB_DATA", str(tmp_path / "data"))
+    model = {"name": "rae", "embedding_size": 8, "embedding_init": 0.5, "classifier": "refit"}
+    data = {"dataset": "rt_polarity", "labels": "binary", "encoding": "utf-8"}
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path, model, data, epochs=4)
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    # the sentence classifier never gets a gradient, so only the refit can make it right
+    assert last_json(result.output)["val_acc"] >= 75.0
+    result = runner.invoke(app, ["eval", str(run), "--split", "val", "--json"])
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output)["val_acc"] >= 75.0  # the kept weights hold the refit

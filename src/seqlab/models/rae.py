@@ -10,14 +10,19 @@
     loss = sum over inner nodes of E / B  +  CE(sentence logits, label)
 
 Socher et al. train a separate logistic regression on [root; mean of the nodes] after the
-RAE; here that classifier is trained jointly (same features, one run). The model reads
-plain sentences (:func:`collate_sentences`), so it runs on MR, which has no parse trees.
+RAE. ``model.classifier: joint`` trains that classifier with the rest (its cross-entropy in
+the loss); ``refit`` leaves it out of the loss and fits it apart, as the paper does: at each
+evaluation, a logistic regression on the frozen features of the whole training set
+(L-BFGS, L2 ``model.refit_l2``; ``refit``, the :class:`~seqlab.contract.RefitsOnTrainingData`
+protocol). The model reads plain sentences (:func:`collate_sentences`), so it runs on MR,
+which has no parse trees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -56,12 +61,24 @@ class RAEConfig:
     """Word vectors start U(-a, a)."""
     dropout: float = 0.0
     """Dropout on the sentence features before the sentence classifier."""
+    classifier: Literal["joint", "refit"] = "joint"
+    """``joint``: the sentence classifier trains with the rest; ``refit``: it is a logistic
+    regression fitted on the frozen features of the training set at each evaluation
+    (Socher et al. 2011), and the loss is the node objective alone."""
+    refit_l2: float = 1e-6
+    """``refit``: L2 weight of the logistic regression (Socher et al.'s code: 1e-6)."""
+    refit_iterations: int = 1000
+    """``refit``: L-BFGS iterations at most (Socher et al.'s code: 1000)."""
 
     def validate(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError("model.alpha must be in [0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout must be in [0, 1)")
+        if self.classifier not in ("joint", "refit"):
+            raise ConfigError(f"model.classifier must be joint or refit, got {self.classifier!r}")
+        if self.refit_l2 < 0 or self.refit_iterations < 1:
+            raise ConfigError("model.refit_l2 must be >= 0 and model.refit_iterations >= 1")
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,7 @@ class RAEForward:
     structure: TreeStructure
     states: Tensor  # (N, H)
     reconstruction: Tensor  # (N - L,) E_rec of each inner node
+    features: Tensor  # (B, 2H) [root; mean of the node vectors]
     sentence_logits: Tensor  # (B, C)
 
 
@@ -84,6 +102,8 @@ class RAESentimentModel(nn.Module):
         self.node_output = nn.Linear(size, num_classes)
         self.dropout = nn.Dropout(cfg.dropout)
         self.sentence_output = nn.Linear(2 * size, num_classes)
+        if cfg.classifier == "refit":  # fitted by `refit`, not by the optimizer
+            self.sentence_output.requires_grad_(False)
 
     def trees(self, words: Padded) -> TreeStructure:
         """The greedy RAE tree of every sentence, flattened (word ids at the leaves)."""
@@ -111,7 +131,7 @@ class RAESentimentModel(nn.Module):
         count = torch.bincount(structure.tree, minlength=batch_size).unsqueeze(1)
         features = torch.cat([states[structure.roots], total / count], dim=-1)  # (B, 2H)
         logits = self.sentence_output(self.dropout(features))
-        return RAEForward(structure, states, reconstruction, logits)
+        return RAEForward(structure, states, reconstruction, features, logits)
 
     def loss(self, batch: SentenceBatch) -> LossOutput:
         out = self(batch)
@@ -126,8 +146,50 @@ class RAESentimentModel(nn.Module):
         alpha = self.cfg.alpha
         node_error = alpha * out.reconstruction.sum() + (1 - alpha) * node_ce
         n = int((batch.labels != IGNORE).sum())
-        sentence_ce = F.cross_entropy(out.sentence_logits, batch.labels, ignore_index=IGNORE)
-        return LossOutput(node_error / out.structure.num_trees + sentence_ce, n)
+        loss = node_error / out.structure.num_trees
+        if self.cfg.classifier == "joint":
+            loss = loss + F.cross_entropy(out.sentence_logits, batch.labels, ignore_index=IGNORE)
+        return LossOutput(loss, n)
+
+    def refit(self, batches: Iterable[SentenceBatch]) -> None:
+        """``classifier: refit``: fit the sentence classifier, a logistic regression on the
+        frozen features [root; mean] of ``batches`` (the training set), by full-batch
+        L-BFGS with L2 ``refit_l2`` on its weight; ``joint``: nothing to do."""
+        if self.cfg.classifier != "refit":
+            return
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            parts = [(self(batch).features, batch.labels) for batch in batches]
+        self.train(was_training)
+        features = torch.cat([f for f, _ in parts])  # (N, 2H)
+        labels = torch.cat([y for _, y in parts])  # (N,)
+        keep = labels != IGNORE
+        features, labels = features[keep], labels[keep]
+        classifier = nn.Linear(features.size(1), self.sentence_output.out_features)
+        classifier = classifier.to(features.device)
+        with torch.no_grad():
+            classifier.load_state_dict(self.sentence_output.state_dict())  # warm start
+        optimizer = torch.optim.LBFGS(
+            classifier.parameters(),
+            max_iter=self.cfg.refit_iterations,
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+        )
+
+        def objective() -> Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(classifier(features), labels)
+            loss = loss + 0.5 * self.cfg.refit_l2 * classifier.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            optimizer.step(objective)
+        with torch.no_grad():
+            self.sentence_output.load_state_dict(classifier.state_dict())
 
     def predict(self, batch: SentenceBatch) -> NodePredictions:
         """Node-level sentiment at every node of the greedy tree; the root's row is the

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.config import ExperimentConfig
-from seqlab.contract import ModelSpec, contract
+from seqlab.contract import ModelSpec, RefitsOnTrainingData, contract
 from seqlab.data.batching import bucket_batches
 from seqlab.data.readers import Tree, parse_tree, read_polarity, read_trees
 from seqlab.data.sources import resolve
@@ -222,6 +222,21 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
             seed=cfg.trainer.seed * 100_003 + epoch,
         ):
             yield collate([examples[i] for i in chosen]).to(cfg.trainer.device)
+
+    def evaluate_in_training(
+        self, cfg: ExperimentConfig, model: nn.Module, data: TreeSentimentData
+    ) -> dict[str, float]:
+        """Validation; a model with weights fitted apart (the RAE's ``classifier: refit``)
+        first refits them on the training set, so the kept checkpoint holds them."""
+        if isinstance(model, RefitsOnTrainingData):
+            dcfg: TreeSentimentDataConfig = cfg.data
+            examples = data.splits["train"]
+            collate = self.collate(cfg)
+            model.refit(
+                collate(list(examples[start : start + dcfg.eval_batch_size])).to(cfg.trainer.device)
+                for start in range(0, len(examples), dcfg.eval_batch_size)
+            )
+        return self.evaluate(cfg, model, data, "val")
 
     # ---------------------------------------------------------------- use
 
