@@ -7,7 +7,8 @@
     p at every inner node, level by level          (N, H)     (nn/rae.py, nn/tree.py)
     at each inner node: E = alpha E_rec + (1 - alpha) CE(softmax(W_n p), sentence label)
     sentence: logits = W_s [p_root; mean of all node vectors] + b_s          (B, C)
-    loss = sum over inner nodes of E / B  +  CE(sentence logits, label)
+    loss = sum over inner nodes of E / B  +  CE(sentence logits, label)   (classifier: joint)
+    loss = sum over inner nodes of E / B                                   (classifier: refit)
 
 Socher et al. train a separate logistic regression on [root; mean of the nodes] after the
 RAE. ``model.classifier: joint`` trains that classifier with the rest (its cross-entropy in
