@@ -18,7 +18,7 @@ def random_tree(rng: random.Random, words: list[str]) -> Tree:
 def test_bench_tree_reports_speedups() -> None:
     rng = random.Random(0)
     trees = [random_tree(rng, [f"w{rng.randrange(30)}" for _ in range(12)]) for _ in range(25)]
-    result = bench_tree.run(trees=trees, rounds=1)
+    result = bench_tree.run(trees=trees, rounds=3)  # best of 3: robust to a loaded machine
     assert result["sentences"] == 25 and result["nodes"] == 25 * 23
     for name in ("rntn", "treelstm"):
         rates = result["models"][name]
