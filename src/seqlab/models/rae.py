@@ -21,6 +21,7 @@ which has no parse trees.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -167,10 +168,7 @@ class RAESentimentModel(nn.Module):
         labels = torch.cat([y for _, y in parts])  # (N,)
         keep = labels != IGNORE
         features, labels = features[keep], labels[keep]
-        classifier = nn.Linear(features.size(1), self.sentence_output.out_features)
-        classifier = classifier.to(features.device)
-        with torch.no_grad():
-            classifier.load_state_dict(self.sentence_output.state_dict())  # warm start
+        classifier = copy.deepcopy(self.sentence_output).requires_grad_(True)  # warm start
         optimizer = torch.optim.LBFGS(
             classifier.parameters(),
             max_iter=self.cfg.refit_iterations,

@@ -229,25 +229,25 @@ class TreeSentimentTask(TrainedTask[TreeSentimentData]):
         """Validation; a model with weights fitted apart (the RAE's ``classifier: refit``)
         first refits them on the training set, so the kept checkpoint holds them."""
         if isinstance(model, RefitsOnTrainingData):
-            dcfg: TreeSentimentDataConfig = cfg.data
-            examples = data.splits["train"]
-            collate = self.collate(cfg)
-            model.refit(
-                collate(list(examples[start : start + dcfg.eval_batch_size])).to(cfg.trainer.device)
-                for start in range(0, len(examples), dcfg.eval_batch_size)
-            )
+            model.refit(self.eval_batches(cfg, data.splits["train"]))
         return self.evaluate(cfg, model, data, "val")
 
     # ---------------------------------------------------------------- use
 
-    def node_predictions(
-        self, cfg: ExperimentConfig, model: nn.Module, examples: Sequence[SentimentExample]
-    ) -> Iterator[tuple[Any, NodePredictions]]:
+    def eval_batches(
+        self, cfg: ExperimentConfig, examples: Sequence[SentimentExample]
+    ) -> Iterator[Any]:
+        """``examples`` in order, ``data.eval_batch_size`` a batch, on the run's device."""
         dcfg: TreeSentimentDataConfig = cfg.data
         collate = self.collate(cfg)
         for start in range(0, len(examples), dcfg.eval_batch_size):
             batch = collate(list(examples[start : start + dcfg.eval_batch_size]))
-            batch = batch.to(cfg.trainer.device)
+            yield batch.to(cfg.trainer.device)
+
+    def node_predictions(
+        self, cfg: ExperimentConfig, model: nn.Module, examples: Sequence[SentimentExample]
+    ) -> Iterator[tuple[Any, NodePredictions]]:
+        for batch in self.eval_batches(cfg, examples):
             yield batch, contract(model).predict(batch)
 
     def evaluate(

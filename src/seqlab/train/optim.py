@@ -164,19 +164,25 @@ def l2_weights(model: nn.Module, cfg: OptimConfig) -> dict[str, float]:
     return weights
 
 
-def penalty(model: nn.Module, cfg: OptimConfig) -> torch.Tensor | None:
+def penalty(
+    model: nn.Module, cfg: OptimConfig, l2: dict[str, float] | None = None
+) -> torch.Tensor | None:
     """``l1 * sum|w| + l2/2 * sum w^2`` over weight matrices (biases and norms excluded),
-    ``l2`` per layer group (:func:`l2_weights`)."""
-    weights = {} if cfg.name == "adamw" else l2_weights(model, cfg)  # AdamW: decoupled
+    ``l2`` per layer group: ``l2`` as :func:`l2_weights` returns it (the trainer computes it
+    once), or computed here when not given."""
+    if cfg.name == "adamw":  # AdamW's weight decay is decoupled, not on the loss
+        weights: dict[str, float] = {}
+    else:
+        weights = l2_weights(model, cfg) if l2 is None else l2
     if cfg.l1 == 0.0 and not any(weights.values()):
         return None
     total: torch.Tensor | None = None
     for name, param in model.named_parameters():
         if not param.requires_grad or param.dim() < 2 or name.endswith("bias"):
             continue
-        l2 = weights.get(group_name(name), 0.0)
-        if cfg.l1 == 0.0 and l2 == 0.0:
+        weight = weights.get(group_name(name), 0.0)
+        if cfg.l1 == 0.0 and weight == 0.0:
             continue
-        term = cfg.l1 * param.abs().sum() + 0.5 * l2 * param.pow(2).sum()
+        term = cfg.l1 * param.abs().sum() + 0.5 * weight * param.pow(2).sum()
         total = term if total is None else total + term
     return total

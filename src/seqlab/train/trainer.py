@@ -164,7 +164,8 @@ class Trainer:
         self.device = module_device(model, cfg.trainer.device)
         self.optimizer = build_optimizer(param_groups(model, cfg.optim), cfg.optim)
         self.freezer = Freezer(model, cfg.optim)
-        l2_weights(model, cfg.optim)  # a group name that picks nothing fails before step 1
+        # L2 per layer group, once (a group name that picks nothing fails before step 1)
+        self._l2 = l2_weights(model, cfg.optim)
         if self.freezer.changes and self.ctx.active:
             raise ConfigError(
                 "optim.freeze_epochs and optim.gradual_unfreeze change which parameters "
@@ -456,7 +457,7 @@ class Trainer:
             total += out.n
             loss = objective * (out.n / unit) if accumulating else objective
             if index == len(batches) - 1:
-                extra = penalty(self.model, self.cfg.optim)
+                extra = penalty(self.model, self.cfg.optim, self._l2)
                 if extra is not None:
                     loss = loss + (extra * (total / unit) if accumulating else extra)
             self._pending.append(
@@ -522,7 +523,7 @@ class Trainer:
                 total += n
                 loss = objective * (n / unit)
                 if last:
-                    extra = penalty(self.model, self.cfg.optim)
+                    extra = penalty(self.model, self.cfg.optim, self._l2)
                     if extra is not None:
                         loss = loss + extra * (total / unit)
                 step, epoch = self.state.step + 1, self.state.epoch + 1
