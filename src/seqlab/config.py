@@ -110,6 +110,11 @@ class OptimConfig:
     adversarial: AdversarialConfig | None = None
     """Adversarial training on the word embeddings (models with embeddings to perturb:
     the classify task's ``cnn`` and ``rnn``), e.g. ``{kind: at, epsilon: 1.0}``."""
+    reset_state_every: int = 0
+    """Epochs between resets of the optimizer's accumulated statistics (Adagrad's sums of
+    squared gradients, Adam's moments, momentum): every N epochs the optimizer starts
+    afresh, as at step 1. CoreNLP's RNTN training resets Adagrad every epoch
+    (``adagradResetFrequency = 1``). 0: never."""
     freeze: tuple[str, ...] = ()
     """Layer groups kept frozen (no gradient, no update), by name or prefix: ``[embedding,
     rnn]`` for the RNN classifier's embedding and every recurrent layer. The groups of a
@@ -144,6 +149,7 @@ class OptimConfig:
             ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, ">= 0"),
             ("min_lr", self.min_lr, self.min_lr >= 0, ">= 0"),
             ("layer_lr_decay", self.layer_lr_decay, self.layer_lr_decay > 0, "> 0"),
+            ("reset_state_every", self.reset_state_every, self.reset_state_every >= 0, ">= 0"),
         ]
         for key, value, ok, wanted in checks:
             if not math.isfinite(value):

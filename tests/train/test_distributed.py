@@ -118,7 +118,7 @@ def _worker(tmp: Path) -> None:
         train(mlp_config(corpus), tmp / "ddp_mlp")
         train(adversarial_config(tmp), tmp / "ddp_at")
     finally:
-        dist.destroy_process_group()
+        distributed.shutdown()
 
 
 @pytest.fixture(scope="module")

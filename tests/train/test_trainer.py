@@ -235,6 +235,45 @@ def test_l2_groups_override_the_l2_of_the_groups_they_name() -> None:
         OptimConfig(name="adamw", l2_groups=(("rnn", 0.1),)).validate()
 
 
+def adagrad_cfg(**trainer: Any) -> ExperimentConfig:
+    cfg = make_cfg(**({"epochs": 3} | trainer))
+    return cfg.replace(optim=OptimConfig(name="adagrad", lr=0.1, reset_state_every=1))
+
+
+def run_without_dropout(run_dir: Path, cfg: ExperimentConfig, resume: bool = False) -> nn.Module:
+    seed_everything(1)
+    model = Toy()
+    model.net[2].p = 0.0
+    Trainer(model, cfg, run_dir, evaluate).fit(batches, resume=resume)
+    return model
+
+
+def test_reset_state_every_epoch_restarts_adagrad(tmp_path: Path) -> None:
+    trained = run_without_dropout(tmp_path / "reset", adagrad_cfg())
+    seed_everything(1)
+    reference = Toy()
+    reference.net[2].p = 0.0
+    for epoch in range(3):  # CoreNLP's RNTN training: a fresh Adagrad every epoch
+        opt = torch.optim.Adagrad(reference.parameters(), lr=0.1, eps=1e-8)
+        for batch in batches(epoch):
+            opt.zero_grad()
+            reference.loss(batch).loss.backward()
+            opt.step()
+    for ours, theirs in zip(trained.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    never = adagrad_cfg()
+    never = never.replace(optim=dataclasses.replace(never.optim, reset_state_every=0))
+    kept = run_without_dropout(tmp_path / "kept", never)
+    assert not torch.allclose(kept.net[0].weight, trained.net[0].weight, atol=1e-4)
+    # stopped mid-epoch 2 and resumed: the checkpoint holds the reset statistics
+    run_without_dropout(tmp_path / "part", adagrad_cfg(max_steps=11, checkpoint_every=1))
+    resumed = run_without_dropout(tmp_path / "part", adagrad_cfg(), resume=True)
+    for a, b in zip(trained.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    with pytest.raises(ConfigError, match=r"optim.reset_state_every must be >= 0"):
+        OptimConfig(reset_state_every=-1).validate()
+
+
 @pytest.mark.parametrize("name", ["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"])
 def test_every_optimizer_lowers_the_loss(name: str) -> None:
     from seqlab.train.optim import build_optimizer

@@ -352,6 +352,7 @@ class Trainer:
                     st.epoch += 1
                     st.batch_in_epoch = 0
                     self.schedule.on_epoch_end()
+                    self._reset_optimizer_state()
                     if st.epoch >= tcfg.epochs:
                         st.done = True
                 if evaluated_at != st.step and (not tcfg.eval_every or st.done):
@@ -359,6 +360,14 @@ class Trainer:
                     self._evaluate(loss, self._rate(window_n, start), last=st.done)
             st.done = True
             self.save()
+
+    def _reset_optimizer_state(self) -> None:
+        """``optim.reset_state_every``: at the end of every N-th epoch the optimizer forgets
+        its statistics (torch's optimizers make them afresh at their next step). Done
+        before the epoch's checkpoint, so a resumed run goes on from the reset state."""
+        every = self.cfg.optim.reset_state_every
+        if every and self.state.epoch % every == 0:
+            self.optimizer.state.clear()
 
     def _freeze(self, epoch: int) -> None:
         """Freeze and unfreeze the layer groups for ``epoch`` (``optim.freeze``,
