@@ -29,7 +29,7 @@ from seqlab.contract import LossOutput
 from seqlab.errors import ConfigError
 from seqlab.models.rnn_lm import LMBatch
 from seqlab.nn.attention import KeyValues, select_key_values
-from seqlab.nn.transformer import POSITIONS, TransformerEncoder
+from seqlab.nn.transformer import POSITIONS, TransformerEncoder, check_transformer_config
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,9 @@ class TransformerLMConfig:
     """Attention by ``F.scaled_dot_product_attention`` (False: the explicit equations)."""
 
     def validate(self) -> None:
-        if self.d_model % self.num_heads:
-            raise ConfigError(
-                f"model.d_model ({self.d_model}) must be divisible by model.num_heads "
-                f"({self.num_heads})"
-            )
-        if self.positions == "sinusoidal" and self.d_model % 2:
-            raise ConfigError("model.positions: sinusoidal needs an even model.d_model")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError("model.dropout and model.label_smoothing must be in [0, 1)")
+        check_transformer_config(
+            self.d_model, self.num_heads, self.positions, self.dropout, self.label_smoothing
+        )
         if self.num_layers < 1 or self.block_size < 1:
             raise ConfigError("model.num_layers and model.block_size must be at least 1")
 

@@ -37,7 +37,12 @@ from seqlab.data.batching import Padded
 from seqlab.errors import ConfigError
 from seqlab.models.seq2seq import Seq2SeqBatch, target_loss, target_nll
 from seqlab.nn.attention import KeyValues, select_key_values
-from seqlab.nn.transformer import POSITIONS, TransformerDecoder, TransformerEncoder
+from seqlab.nn.transformer import (
+    POSITIONS,
+    TransformerDecoder,
+    TransformerEncoder,
+    check_transformer_config,
+)
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,9 @@ class TransformerSeq2SeqConfig:
     """Attention by ``F.scaled_dot_product_attention`` (False: the explicit equations)."""
 
     def validate(self) -> None:
-        if self.d_model % self.num_heads:
-            raise ConfigError(
-                f"model.d_model ({self.d_model}) must be divisible by model.num_heads "
-                f"({self.num_heads})"
-            )
-        if self.positions == "sinusoidal" and self.d_model % 2:
-            raise ConfigError("model.positions: sinusoidal needs an even model.d_model")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError("model.dropout and model.label_smoothing must be in [0, 1)")
+        check_transformer_config(
+            self.d_model, self.num_heads, self.positions, self.dropout, self.label_smoothing
+        )
         if min(self.encoder_layers, self.decoder_layers, self.max_positions) < 1:
             raise ConfigError(
                 "model.encoder_layers, model.decoder_layers, model.max_positions must be >= 1"

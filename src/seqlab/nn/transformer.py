@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqlab.errors import ConfigError
 from seqlab.nn.attention import KeyValues, MultiHeadAttention
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
@@ -94,6 +95,21 @@ POSITIONS: dict[str, Callable[[int, int], nn.Module]] = {
     "sinusoidal": SinusoidalPositions,
     "learned": LearnedPositions,
 }
+
+
+def check_transformer_config(
+    d_model: int, num_heads: int, positions: str, dropout: float, label_smoothing: float
+) -> None:
+    """What every Transformer model config must satisfy (``model.*`` names in the errors):
+    heads that divide the width, an even width for sinusoidal codes, rates in [0, 1)."""
+    if d_model % num_heads:
+        raise ConfigError(
+            f"model.d_model ({d_model}) must be divisible by model.num_heads ({num_heads})"
+        )
+    if positions == "sinusoidal" and d_model % 2:
+        raise ConfigError("model.positions: sinusoidal needs an even model.d_model")
+    if not 0.0 <= dropout < 1.0 or not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError("model.dropout and model.label_smoothing must be in [0, 1)")
 
 
 class _Sublayers(nn.Module):
