@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import datetime
 import gc
+import logging
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -246,3 +248,10 @@ def _entry(
         }
     )
     target(*args)
+    # A finished process leaves without the interpreter's teardown: there, gloo's threads
+    # have now and then aborted a process whose work was done and written (SIGABRT,
+    # "terminate called without an active exception"), failing the whole launch.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
