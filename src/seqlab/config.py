@@ -110,6 +110,12 @@ class OptimConfig:
     adversarial: AdversarialConfig | None = None
     """Adversarial training on the word embeddings (models with embeddings to perturb:
     the classify task's ``cnn`` and ``rnn``), e.g. ``{kind: at, epsilon: 1.0}``."""
+    sgd_groups: tuple[tuple[str, float], ...] = ()
+    """Layer groups updated by plain SGD (``w -= lr * grad``, no state) at their own
+    learning rate instead of by ``optim.name``: ``[[embedding, 3.7]]`` trains the word
+    vectors so beside Adagrad for the rest, as Tai et al.'s Tree-LSTM (their 0.1 is on a
+    loss summed over each tree's nodes). Schedules scale these rates too. Names as in
+    ``optim.freeze``."""
     reset_state_every: int = 0
     """Epochs between resets of the optimizer's accumulated statistics (Adagrad's sums of
     squared gradients, Adam's moments, momentum): every N epochs the optimizer starts
@@ -150,6 +156,7 @@ class OptimConfig:
             ("min_lr", self.min_lr, self.min_lr >= 0, ">= 0"),
             ("layer_lr_decay", self.layer_lr_decay, self.layer_lr_decay > 0, "> 0"),
             ("reset_state_every", self.reset_state_every, self.reset_state_every >= 0, ">= 0"),
+            *((f"sgd_groups {name}", value, value > 0, "> 0") for name, value in self.sgd_groups),
         ]
         for key, value, ok, wanted in checks:
             if not math.isfinite(value):

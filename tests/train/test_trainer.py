@@ -235,6 +235,46 @@ def test_l2_groups_override_the_l2_of_the_groups_they_name() -> None:
         OptimConfig(name="adamw", l2_groups=(("rnn", 0.1),)).validate()
 
 
+def test_sgd_groups_take_plain_sgd_steps_beside_adagrad() -> None:
+    from seqlab.train.optim import build_optimizer, param_groups
+    from seqlab.train.schedules import Schedule
+
+    torch.manual_seed(0)
+    model = TwoGroups()
+    twin = TwoGroups()
+    twin.load_state_dict(model.state_dict())
+    cfg = OptimConfig(name="adagrad", lr=0.05, sgd_groups=(("embedding", 2.0),))
+    opt = build_optimizer(param_groups(model, cfg), cfg)
+    rest = [p for n, p in twin.named_parameters() if not n.startswith("embedding")]
+    reference = torch.optim.Adagrad(rest, lr=0.05, eps=cfg.eps)
+
+    def loss(m: TwoGroups) -> torch.Tensor:
+        out, _ = m.rnn(m.embedding(torch.tensor([[1, 2], [3, 1]])))
+        return m.output(out).pow(2).mean()
+
+    for _ in range(3):
+        before = model.embedding.weight.detach().clone()
+        for m in (model, twin):
+            m.zero_grad()
+            loss(m).backward()
+        grad = model.embedding.weight.grad
+        assert grad is not None
+        opt.step()
+        torch.testing.assert_close(model.embedding.weight, before - 2.0 * grad)
+        twin.embedding.weight.data -= 2.0 * twin.embedding.weight.grad  # type: ignore[operator]
+        reference.step()
+        for ours, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            torch.testing.assert_close(ours, theirs, atol=1e-7, rtol=0)
+    assert Schedule(opt, cfg).lr == 0.05  # the main optimizer's rate, not the SGD group's
+    again = build_optimizer(param_groups(model, cfg), cfg)
+    again.load_state_dict(opt.state_dict())  # a checkpoint round trip
+    assert [g["lr"] for g in again.param_groups] == [g["lr"] for g in opt.param_groups]
+    with pytest.raises(ConfigError, match=r"optim.sgd_groups: 'decoder' names no layer group"):
+        param_groups(model, OptimConfig(sgd_groups=(("decoder", 0.1),)))
+    with pytest.raises(ConfigError, match=r"optim.sgd_groups embedding must be > 0"):
+        OptimConfig(sgd_groups=(("embedding", 0.0),)).validate()
+
+
 def adagrad_cfg(**trainer: Any) -> ExperimentConfig:
     cfg = make_cfg(**({"epochs": 3} | trainer))
     return cfg.replace(optim=OptimConfig(name="adagrad", lr=0.1, reset_state_every=1))

@@ -68,15 +68,55 @@ def _selected(groups: LayerGroups, names: Iterable[str], key: str) -> set[str]:
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     """The optimizer's parameter groups: one of every parameter at ``optim.lr``, or with
-    ``optim.layer_lr_decay`` one per layer group at ``lr / decay^depth``."""
-    if cfg.layer_lr_decay == 1.0:
+    ``optim.layer_lr_decay`` one per layer group at ``lr / decay^depth``; the layer groups
+    that ``optim.sgd_groups`` names get their own lr and the mark ``plain_sgd``."""
+    if cfg.layer_lr_decay == 1.0 and not cfg.sgd_groups:
         return [{"params": list(model.parameters())}]
     groups = layer_groups(model)
+    sgd: dict[str, float] = {}
+    for wanted, lr in cfg.sgd_groups:
+        sgd |= dict.fromkeys(_selected(groups, [wanted], "optim.sgd_groups"), lr)
     top = len(groups) - 1
     return [
-        {"params": params, "lr": cfg.lr / cfg.layer_lr_decay ** (top - i), "name": name}
+        {"params": params, "lr": sgd[name], "name": name, PLAIN_SGD: True}
+        if name in sgd
+        else {"params": params, "lr": cfg.lr / cfg.layer_lr_decay ** (top - i), "name": name}
         for i, (name, params) in enumerate(groups)
     ]
+
+
+PLAIN_SGD = "plain_sgd"
+"""The mark of a parameter group that :func:`build_optimizer`'s optimizer updates by plain
+SGD, ``w -= lr * grad``, whatever ``optim.name`` is."""
+
+
+def _with_plain_sgd_groups(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """``base``, except that the parameter groups marked :data:`PLAIN_SGD` take a plain
+    SGD step and no state: Tai et al.'s Tree-LSTM trains its word vectors so, beside
+    Adagrad for the rest. The other groups step exactly as under ``base``."""
+
+    class WithPlainSGDGroups(base):  # type: ignore[valid-type, misc]
+        @torch.no_grad()
+        def step(self, closure: Any = None) -> Any:
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            every: list[dict[str, Any]] = self.param_groups  # type: ignore[has-type]
+            for group in every:
+                if group.get(PLAIN_SGD):
+                    for param in group["params"]:
+                        if param.grad is not None:
+                            param.add_(param.grad, alpha=-group["lr"])
+            self.param_groups = [g for g in every if not g.get(PLAIN_SGD)]
+            try:
+                super().step()
+            finally:
+                self.param_groups = every
+            return loss
+
+    WithPlainSGDGroups.__name__ = WithPlainSGDGroups.__qualname__ = f"{base.__name__}PlainSGD"
+    return WithPlainSGDGroups
 
 
 class Freezer:
@@ -131,14 +171,21 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
         tensors = [p for g in params for p in g["params"]]
     else:
         params = tensors = [p for p in params if p.requires_grad]
+    mixed = any(isinstance(g, dict) and g.get(PLAIN_SGD) for g in params)
+
+    def kind(base: type[torch.optim.Optimizer]) -> Any:
+        return _with_plain_sgd_groups(base) if mixed else base
+
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return kind(torch.optim.SGD)(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
+        )
     if cfg.name == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps)
+        return kind(torch.optim.Adagrad)(params, lr=cfg.lr, eps=cfg.eps)
     if cfg.name == "adadelta":  # lr scales Zeiler's update; 1.0 is the paper's rule
-        return torch.optim.Adadelta(params, lr=cfg.lr, rho=cfg.rho, eps=cfg.eps)
+        return kind(torch.optim.Adadelta)(params, lr=cfg.lr, rho=cfg.rho, eps=cfg.eps)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(
+        return kind(torch.optim.RMSprop)(
             params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum
         )
     # Adam's fused kernel does the same update as the default multi-tensor one in a single
@@ -147,8 +194,8 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
         p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors
     )
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
-    return torch.optim.AdamW(
+        return kind(torch.optim.Adam)(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
+    return kind(torch.optim.AdamW)(
         params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.l2, fused=fused
     )
 

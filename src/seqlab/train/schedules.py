@@ -157,7 +157,11 @@ class Schedule:
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The lr of the first parameter group ``optim.name`` updates (not of a plain-SGD
+        group, ``optim.sgd_groups``)."""
+        groups = self.optimizer.param_groups
+        main = [g for g in groups if not g.get("plain_sgd")] or groups
+        return float(main[0]["lr"])
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.scheduler is None else dict(self.scheduler.state_dict())
