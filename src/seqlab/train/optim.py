@@ -97,7 +97,7 @@ def _with_plain_sgd_groups(base: type[torch.optim.Optimizer]) -> type[torch.opti
 
     class WithPlainSGDGroups(base):  # type: ignore[valid-type, misc]
         @torch.no_grad()
-        def step(self, closure: Any = None) -> Any:
+        def step(self, closure: Any = None, **kwargs: Any) -> Any:
             loss = None
             if closure is not None:
                 with torch.enable_grad():
@@ -110,7 +110,7 @@ def _with_plain_sgd_groups(base: type[torch.optim.Optimizer]) -> type[torch.opti
                             param.add_(param.grad, alpha=-group["lr"])
             self.param_groups = [g for g in every if not g.get(PLAIN_SGD)]
             try:
-                super().step()
+                super().step(**kwargs)  # e.g. a GradScaler's arguments to a fused step
             finally:
                 self.param_groups = every
             return loss
