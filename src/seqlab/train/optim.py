@@ -66,6 +66,22 @@ def _selected(groups: LayerGroups, names: Iterable[str], key: str) -> set[str]:
     return picked
 
 
+def _named_values(
+    groups: LayerGroups, pairs: Iterable[tuple[str, float]], key: str
+) -> dict[str, float]:
+    """``{group name: value}`` for ``[[name or prefix, value], ...]`` (``optim.l2_groups``,
+    ``optim.sgd_groups``); a later pair overrides an earlier one for the groups both pick."""
+    values: dict[str, float] = {}
+    for wanted, value in pairs:
+        values |= dict.fromkeys(_selected(groups, [wanted], key), value)
+    return values
+
+
+PLAIN_SGD = "plain_sgd"
+"""The mark of a parameter group that :func:`build_optimizer`'s optimizer updates by plain
+SGD, ``w -= lr * grad``, whatever ``optim.name`` is."""
+
+
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     """The optimizer's parameter groups: one of every parameter at ``optim.lr``, or with
     ``optim.layer_lr_decay`` one per layer group at ``lr / decay^depth``; the layer groups
@@ -73,9 +89,7 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
     if cfg.layer_lr_decay == 1.0 and not cfg.sgd_groups:
         return [{"params": list(model.parameters())}]
     groups = layer_groups(model)
-    sgd: dict[str, float] = {}
-    for wanted, lr in cfg.sgd_groups:
-        sgd |= dict.fromkeys(_selected(groups, [wanted], "optim.sgd_groups"), lr)
+    sgd = _named_values(groups, cfg.sgd_groups, "optim.sgd_groups")
     top = len(groups) - 1
     return [
         {"params": params, "lr": sgd[name], "name": name, PLAIN_SGD: True}
@@ -83,11 +97,6 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         else {"params": params, "lr": cfg.lr / cfg.layer_lr_decay ** (top - i), "name": name}
         for i, (name, params) in enumerate(groups)
     ]
-
-
-PLAIN_SGD = "plain_sgd"
-"""The mark of a parameter group that :func:`build_optimizer`'s optimizer updates by plain
-SGD, ``w -= lr * grad``, whatever ``optim.name`` is."""
 
 
 def _with_plain_sgd_groups(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
@@ -205,10 +214,7 @@ def l2_weights(model: nn.Module, cfg: OptimConfig) -> dict[str, float]:
     ``optim.l2_groups`` gives the group (ConfigError for a name that picks no group)."""
     groups = layer_groups(model)
     weights = {name: cfg.l2 for name, _ in groups}
-    for wanted, value in cfg.l2_groups:
-        for name in _selected(groups, [wanted], "optim.l2_groups"):
-            weights[name] = value
-    return weights
+    return weights | _named_values(groups, cfg.l2_groups, "optim.l2_groups")
 
 
 def penalty(

@@ -31,6 +31,7 @@ from torch.optim import lr_scheduler
 from seqlab.config import OptimConfig
 from seqlab.errors import ConfigError
 from seqlab.registry import Registry
+from seqlab.train.optim import PLAIN_SGD
 
 Event = Literal["step", "epoch", "eval", "never"]
 
@@ -160,7 +161,7 @@ class Schedule:
         """The lr of the first parameter group ``optim.name`` updates (not of a plain-SGD
         group, ``optim.sgd_groups``)."""
         groups = self.optimizer.param_groups
-        main = [g for g in groups if not g.get("plain_sgd")] or groups
+        main = [g for g in groups if not g.get(PLAIN_SGD)] or groups
         return float(main[0]["lr"])
 
     def state_dict(self) -> dict[str, Any]:
